@@ -1,0 +1,75 @@
+"""Checkpoint files: weights plus every config needed to rebuild the model from the file alone.
+
+A checkpoint is a dict saved with torch.save:
+  kind ("teacher" or "student"), model (CRNNConfig dict), features (FeatureConfig dict),
+  quant (mode), keyword, dataset_fingerprint, metrics (dict of numbers), extra (dict), and
+  state_dict. Quantized students are rebuilt from the float config and their mode, then the
+  state_dict is loaded, so loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kws_search.features import FeatureConfig
+from kws_search.models import CRNNConfig
+from kws_search.quantize import quantized_structure
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or not a kws-search checkpoint."""
+
+
+def save_checkpoint(path: Path | str, model: nn.Module, *, kind: str, model_config: CRNNConfig,
+                    feature_config: FeatureConfig, keyword: str, dataset_fingerprint: str,
+                    quant: str = "none", metrics: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically (temp file + rename) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": FORMAT_VERSION, "kind": kind, "model": model_config.to_dict(),
+        "features": feature_config.to_dict(), "quant": quant, "keyword": keyword,
+        "dataset_fingerprint": dataset_fingerprint, "metrics": dict(metrics or {}),
+        "extra": dict(extra or {}), "state_dict": model.state_dict(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    """The checkpoint dict; CheckpointError names the file when it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        # Quantized state_dicts hold packed params that only load with weights_only=False;
+        # the file is one this tool wrote (or the user pointed at).
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not a kws-search checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+def build_model(state: dict[str, Any]) -> nn.Module:
+    """Rebuild the (possibly quantized) model of a checkpoint dict, in eval mode."""
+    model = quantized_structure(CRNNConfig.from_dict(state["model"]), state["quant"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def load_model(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+    """Model and checkpoint dict of a file."""
+    state = read_checkpoint(path)
+    return build_model(state), state

@@ -1,0 +1,60 @@
+"""The `kws-search` command line: one module per subcommand in `commands/`, registered here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from kws_search.commands import data, run, teacher
+
+COMMANDS = (data, teacher, run)
+
+EPILOG = """examples:
+  kws-search data synth                 # make the default dataset under data/synth
+  kws-search teacher                    # train the teacher on it
+  kws-search run --trials 200           # search students (resumes if re-run)
+  kws-search report                     # tables and plots of the study
+  kws-search export --rule smallest     # streaming TorchScript of a chosen student
+  kws-search stream checkpoints/x.pt some.wav
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kws-search", description="AutoML search for compressed keyword-spotting students.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit code (errors print one line and return 1-2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; completed work is kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, OSError) as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

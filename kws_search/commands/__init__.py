@@ -1,0 +1,1 @@
+"""One module per `kws-search` subcommand; each has `register(subparsers)`."""

@@ -1,0 +1,46 @@
+"""Options shared by several subcommands, and how they turn into settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kws_search.study import default_storage
+from kws_search.teacher import teacher_path
+
+DEFAULT_DATA = Path("data/synth")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="dataset folder in Speech Commands layout (default: %(default)s, "
+                             "made by `kws-search data synth`)")
+    parser.add_argument("--keyword", default="sheila", help="keyword (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, default=Path(".cache"),
+                        help="feature cache folder (default: %(default)s)")
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"),
+                        help="teacher and exported models (default: %(default)s)")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="teacher checkpoint (default: checkpoints/teacher-<data>.pt)")
+
+
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", default="kws", help="study name (default: %(default)s)")
+    parser.add_argument("--storage", default=None,
+                        help="SQLAlchemy URL (default: sqlite:///studies/<study>.db); use "
+                             "postgresql://... to share a study between machines")
+
+
+def teacher_file(args: argparse.Namespace) -> Path:
+    return args.teacher or teacher_path(args.checkpoints, args.data)
+
+
+def storage_url(args: argparse.Namespace) -> str:
+    return args.storage or default_storage(args.study)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

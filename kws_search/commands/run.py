@@ -1,0 +1,123 @@
+"""`kws-search run`: the search. Makes the default data and teacher first if they are missing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from tqdm.auto import tqdm
+
+from kws_search.commands.common import (
+    DEFAULT_DATA,
+    add_data_options,
+    add_study_options,
+    positive_int,
+    storage_url,
+    teacher_file,
+)
+
+HELP = """examples:
+  kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
+  kws-search run --trials 50 --space tiny --study quick
+  kws-search run --trials 200 --jobs 2 --sampler nsga2
+  kws-search run --storage postgresql://user:pw@db-host/kws --study shared   # one per machine
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="search students (Optuna multi-objective study)",
+                            epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_options(parser)
+    add_study_options(parser)
+    parser.add_argument("--trials", type=positive_int, default=200,
+                        help="complete trials the study should hold (default: %(default)s)")
+    parser.add_argument("--space", default="default",
+                        help="search space: a name in search_spaces/ or a YAML path")
+    parser.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 or random")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="parallel worker processes on this machine")
+    parser.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
+    parser.add_argument("--no-hand-tuned", action="store_true",
+                        help="do not start the study with the seeds' hand-tuned students")
+    parser.set_defaults(func=run)
+
+
+def _ensure_inputs(args: argparse.Namespace) -> None:
+    """The default dataset and teacher are made on first use, so one command runs it all."""
+    from kws_search.features import FeatureConfig, prepare_features
+    from kws_search.teacher import TeacherMismatch, load_teacher, train_teacher
+
+    if args.data == DEFAULT_DATA and not DEFAULT_DATA.exists():
+        from kws_search.synth import synthesize
+
+        print(f"no dataset at {DEFAULT_DATA}; synthesizing the default dataset")
+        synthesize(DEFAULT_DATA)
+    path = teacher_file(args)
+    if path.is_file():
+        return
+    features = prepare_features(args.data, args.keyword, FeatureConfig(), args.cache)
+    print(f"no teacher at {path}; training it (kws-search teacher)")
+    _, metrics = train_teacher(features, path)
+    print(f"teacher: validation {metrics['val_quality']:.3e}, test {metrics['test_quality']:.3e}")
+    load_teacher(path, features)  # raises TeacherMismatch only on a real mismatch
+    del TeacherMismatch
+
+
+def run(args: argparse.Namespace) -> int:
+    from kws_search.search_space import load_space
+    from kws_search.study import RunSettings, make_sampler, run_search
+
+    load_space(args.space)  # bad space or sampler: fail before any slow work
+    make_sampler(args.sampler, args.seed)
+    _ensure_inputs(args)
+    settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
+                           study=args.study, storage=storage_url(args), space=args.space,
+                           sampler=args.sampler, seed=args.seed, trials=args.trials,
+                           jobs=args.jobs, timeout=args.timeout, cache_dir=args.cache,
+                           seed_hand_tuned=not args.no_hand_tuned)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    bar = tqdm(total=args.trials, desc=f"study {args.study}", unit="trial")
+
+    def update(p) -> None:
+        bar.n = min(p.complete, args.trials)
+        bar.set_postfix(failed=p.failed, front=p.front, speedup=f"{p.best_speedup:.1f}x",
+                        compression=f"{p.best_compression:.1f}x")
+        bar.refresh()
+
+    try:
+        study = run_search(settings, progress=True, on_update=update)
+    finally:
+        bar.close()
+    print_front(study)
+    return 0
+
+
+def print_front(study) -> None:
+    """The feasible Pareto front as a table, and failures summarized by reason."""
+    import pandas as pd
+
+    from kws_search.study import feasible_front, summarize
+
+    bar = study.user_attrs.get("quality_bar", float("nan"))
+    teacher = study.user_attrs.get("teacher", {})
+    print(f"teacher validation quality {teacher.get('val_quality', float('nan')):.3e}; "
+          f"bar (1.1x) {bar:.3e}")
+    front = feasible_front(study.get_trials(deepcopy=False))
+    if not front:
+        print("no feasible student yet (quality within 1.1x of the teacher)")
+    else:
+        rows = [{"trial": t.number, "quality": f"{t.values[0]:.3e}",
+                 "speedup": round(t.values[1], 2), "compression": round(t.values[2], 2),
+                 "quant": t.user_attrs.get("quant"), "params": t.user_attrs.get("params"),
+                 "latency_ms": round(t.user_attrs.get("latency_ms", float("nan")), 3),
+                 "test_quality": f"{t.user_attrs.get('test_quality', float('nan')):.3e}"}
+                for t in front]
+        print(f"feasible Pareto front ({len(front)} students):")
+        print(pd.DataFrame(rows).to_string(index=False))
+    progress = summarize(study)
+    for reason, count in progress.fail_reasons.most_common():
+        print(f"failed x{count}: {reason}")

@@ -1,0 +1,50 @@
+"""`kws-search teacher`: train the base CRNN on a dataset and save it under checkpoints/."""
+
+from __future__ import annotations
+
+import argparse
+
+from kws_search.commands.common import add_data_options, positive_int, teacher_file
+
+HELP = """examples:
+  kws-search teacher                       # hidden 64, 20 epochs, on data/synth
+  kws-search teacher --hidden 32 --epochs 30 --force
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("teacher", help="train the teacher CRNN", epilog=HELP,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_options(parser)
+    parser.add_argument("--hidden", type=positive_int, default=64, help="GRU hidden size")
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="retrain even when a matching teacher exists")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kws_search.features import FeatureConfig, prepare_features
+    from kws_search.models import CRNNConfig
+    from kws_search.teacher import TeacherMismatch, load_teacher, train_teacher
+    from kws_search.train import TrainConfig
+
+    features = prepare_features(args.data, args.keyword, FeatureConfig(), args.cache)
+    path = teacher_file(args)
+    model_config = CRNNConfig(hidden=args.hidden)
+    if path.is_file() and not args.force:
+        try:
+            _, metrics = load_teacher(path, features)
+            print(f"teacher {path} matches this dataset (val {metrics['val_quality']:.3e}, "
+                  f"test {metrics['test_quality']:.3e}); --force retrains it")
+            return 0
+        except TeacherMismatch as exc:
+            print(f"{exc}; retraining")
+    _, metrics = train_teacher(features, path, model_config,
+                               TrainConfig(epochs=args.epochs, seed=args.seed))
+    print(f"teacher saved to {path}")
+    print(f"  validation quality {metrics['val_quality']:.3e}  test {metrics['test_quality']:.3e}")
+    print(f"  {metrics['params']} params, {metrics['macs']} MACs, {metrics['bytes']} bytes, "
+          f"{metrics['latency_ms']:.2f} ms per clip, trained in {metrics['train_seconds']:.0f} s")
+    return 0

@@ -1,0 +1,85 @@
+"""What the search optimizes and reports: FA/FR area, MACs, latency.
+
+Stored size (bytes) depends on how layers are quantized, so it lives in `quantize.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def au_fa_fr(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    """Area under the FR(FA) curve, both rates over all N clips; lower is better.
+
+    Thresholds are 0, every keyword probability, and 1; FA(t) counts negatives with p >= t and
+    FR(t) positives with p < t. Same number as the seminar's O(N^2) loop, in O(N log N): sort
+    once, then cumulative class counts give both rates at every threshold.
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if p.shape != y.shape:
+        raise ValueError(f"probs and labels differ in length: {p.shape[0]} vs {y.shape[0]}")
+    n = p.shape[0]
+    if n == 0:
+        raise ValueError("au_fa_fr needs at least one prediction")
+    order = np.argsort(p, kind="stable")
+    sorted_p = p[order]
+    pos_before = np.concatenate(([0], np.cumsum(y[order])))  # positives among the k lowest
+    neg_before = np.arange(n + 1) - pos_before
+    thresholds = np.concatenate(([0.0], sorted_p, [1.0]))
+    below = np.searchsorted(sorted_p, thresholds, side="left")  # clips with p < t
+    fa = (neg_before[-1] - neg_before[below]) / n
+    fr = pos_before[below] / n
+    return float(np.sum((fa[:-1] - fa[1:]) * (fr[:-1] + fr[1:]) / 2))
+
+
+def count_macs(model: nn.Module, n_mels: int, frames: int) -> int:
+    """MACs for one clip, counted by thop on a deep copy of the float model.
+
+    thop counts dynamically quantized layers as zero and leaves buffers behind in what it
+    profiles, so it always gets a float copy; quantization does not change MACs.
+    """
+    from thop import profile
+
+    probe = copy.deepcopy(model).float().eval()
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        macs, _ = profile(probe, inputs=(torch.zeros(1, n_mels, frames),), verbose=False)
+    return int(macs)
+
+
+def latency_ms(model: nn.Module, example: torch.Tensor, repeats: int = 50,
+               warmup: int = 5) -> float:
+    """Median wall time (ms) of one forward pass on `example`, batch as given, on this CPU."""
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(example)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(example)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, features: torch.Tensor, batch: int = 1024) -> np.ndarray:
+    """Keyword probabilities for features [clips, n_mels, frames] (float16 or float32)."""
+    model.eval()
+    out = []
+    for start in range(0, features.shape[0], batch):
+        logits = model(features[start:start + batch].float())
+        out.append(torch.softmax(logits, dim=-1)[:, 1])
+    return torch.cat(out).numpy()
+
+
+def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """FA/FR area of `model` on one split."""
+    return au_fa_fr(predict(model, features), labels.numpy())

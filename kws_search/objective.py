@@ -1,0 +1,133 @@
+"""The Optuna objective: suggest, build, train, quantize, measure, record.
+
+`make_objective` takes a `SearchContext` built once per worker (features, teacher, teacher
+outputs, teacher measurements), so no trial reloads data or re-runs the teacher.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from kws_search.checkpoint import save_checkpoint
+from kws_search.distill import TeacherOutputs
+from kws_search.features import FeatureSet
+from kws_search.measure import count_macs, evaluate, latency_ms
+from kws_search.models import CRNN, count_parameters
+from kws_search.quantize import (
+    prepare_for_training,
+    quantize,
+    quantized_modules,
+    state_dict_bytes,
+    stored_bytes,
+)
+from kws_search.search_space import SearchSpace
+from kws_search.train import NonFiniteLoss, train
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES = ("quality", "speedup", "compression")
+DIRECTIONS = ("minimize", "maximize", "maximize")
+QUALITY_MARGIN = 1.1
+CONSTRAINTS_KEY = "constraints"  # the list form optuna-dashboard greys out as infeasible
+
+
+@dataclass
+class SearchContext:
+    """What every trial shares; built once per worker process."""
+
+    features: FeatureSet
+    teacher_outputs: TeacherOutputs
+    teacher_metrics: dict[str, Any]
+    calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
+    artifact_store: FileSystemArtifactStore | None = None
+
+    @property
+    def quality_bar(self) -> float:
+        return QUALITY_MARGIN * self.teacher_metrics["val_quality"]
+
+
+def feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Quality within the bar (constraint <= 0); trials without a constraint are not feasible."""
+    constraints = trial.system_attrs.get(CONSTRAINTS_KEY)
+    return bool(constraints) and all(c <= 0 for c in constraints)
+
+
+def make_objective(context: SearchContext, space: SearchSpace,
+                   ) -> Callable[[optuna.Trial], tuple[float, float, float]]:
+    """The trial function for `study.optimize`."""
+    features = context.features
+    cfg = features.config
+    teacher = context.teacher_metrics
+
+    def objective(trial: optuna.Trial) -> tuple[float, float, float]:
+        config = space.sample(trial)
+        start = time.perf_counter()
+        torch.manual_seed(config.train.seed + trial.number)
+        student = prepare_for_training(CRNN(config.model), config.quant)
+        try:
+            result = train(student, features, config.train, config.distill,
+                           context.teacher_outputs)
+        except NonFiniteLoss as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        deployed = quantize(student, config.quant, context.calibration)
+        train_seconds = time.perf_counter() - start
+        quality = evaluate(deployed, *features.split("validation"))
+        if not math.isfinite(quality):
+            raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")
+        float_twin = CRNN(config.model)  # MACs depend on shapes only
+        measures = {
+            "val_quality": quality,
+            "test_quality": evaluate(deployed, *features.split("test")),
+            "float_val_quality": result.best_quality,
+            "best_epoch": result.best_epoch,
+            "macs": count_macs(float_twin, cfg.n_mels, cfg.frames),
+            "bytes": stored_bytes(deployed),
+            "state_dict_bytes": state_dict_bytes(deployed),
+            "params": count_parameters(float_twin),
+            "latency_ms": latency_ms(deployed, features.validation[:1].float()),
+            "quant": config.quant,
+            "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
+            "train_seconds": train_seconds,
+        }
+        speedup = teacher["macs"] / measures["macs"]
+        compression = teacher["bytes"] / measures["bytes"]
+        measures.update(speedup=speedup, compression=compression,
+                        latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
+        for key, value in measures.items():
+            trial.set_user_attr(key, value)
+        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY,
+                                            [quality - context.quality_bar])
+        if context.artifact_store is not None:
+            _attach_checkpoint(trial, context, deployed, config, measures)
+        return quality, speedup, compression
+
+    return objective
+
+
+def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, model: torch.nn.Module,
+                       config: Any, measures: dict[str, Any]) -> None:
+    """Save the deployed student as a checkpoint and attach it to the trial."""
+    features = context.features
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"trial-{trial.number}.pt"
+        save_checkpoint(path, model, kind="student", model_config=config.model,
+                        feature_config=features.config, keyword=features.keyword,
+                        dataset_fingerprint=features.fingerprint, quant=config.quant,
+                        metrics=measures, extra={"distill": config.distill.to_dict(),
+                                                 "train": config.train.to_dict(),
+                                                 "trial": trial.number})
+        artifact_id = upload_artifact(artifact_store=context.artifact_store,
+                                      file_path=str(path), study_or_trial=trial)
+    trial.set_user_attr("checkpoint_artifact", artifact_id)

@@ -1,0 +1,154 @@
+"""Search spaces as data: `search_spaces/*.yaml`, validated at load time.
+
+Sections name the config they set (`model` -> CRNNConfig, `distill` -> DistillConfig, `train` ->
+TrainConfig, `quant` -> the quantization mode); keys are that config's field names. A value is
+either a fixed scalar or a distribution in Optuna's short form, e.g.
+`{type: int, low: 8, high: 64, step: 8}`, `{type: float, low: 1e-3, high: 1e-2, log: true}`,
+`{type: categorical, choices: [gru, rnn]}`. Optuna parameter names are the bare field names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import BaseDistribution, json_to_distribution
+
+from kws_search.distill import DistillConfig
+from kws_search.models import CRNNConfig
+from kws_search.quantize import QUANT_MODES
+from kws_search.train import TrainConfig
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SECTIONS: dict[str, type] = {"model": CRNNConfig, "distill": DistillConfig, "train": TrainConfig}
+QUANT_KEYS = ("mode",)
+_SHORT = {"int": "IntDistribution", "float": "FloatDistribution",
+          "categorical": "CategoricalDistribution"}
+_DEFAULT_ATTRS = {"int": {"step": 1, "log": False}, "float": {"step": None, "log": False}}
+
+
+class SearchSpaceError(ValueError):
+    """A search space file that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial trains and measures."""
+
+    model: CRNNConfig
+    distill: DistillConfig
+    train: TrainConfig
+    quant: str
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Fixed values and distributions per section, keyed by config field name."""
+
+    name: str
+    sections: dict[str, dict[str, Any]]  # section -> field -> scalar or BaseDistribution
+    text: str  # the file as written, stored with the study
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {k: v for sec in self.sections.values() for k, v in sec.items()
+                if isinstance(v, BaseDistribution)}
+
+    def build(self, values: dict[str, Any]) -> TrialConfig:
+        """Configs from sampled `values` (param name -> value) plus the fixed entries."""
+        def section(name: str) -> dict[str, Any]:
+            return {k: values[k] if isinstance(v, BaseDistribution) else v
+                    for k, v in self.sections.get(name, {}).items()}
+        quant = section("quant").get("mode", "none")
+        if quant not in QUANT_MODES:
+            raise SearchSpaceError(f"quant.mode {quant!r} is not one of {QUANT_MODES}")
+        return TrialConfig(CRNNConfig(**section("model")), DistillConfig(**section("distill")),
+                           TrainConfig(**section("train")), quant)
+
+    def sample(self, trial: optuna.Trial) -> TrialConfig:
+        """Suggest every distribution on `trial` and build the configs."""
+        values = {}
+        for name, dist in self.distributions().items():
+            if isinstance(dist, optuna.distributions.IntDistribution):
+                values[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step,
+                                                 log=dist.log)
+            elif isinstance(dist, optuna.distributions.FloatDistribution):
+                values[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step,
+                                                   log=dist.log)
+            else:
+                values[name] = trial.suggest_categorical(name, dist.choices)
+        return self.build(values)
+
+
+def _distribution(where: str, spec: dict[str, Any]) -> BaseDistribution:
+    kind = spec.get("type")
+    if kind not in _SHORT:
+        raise SearchSpaceError(f"{where}: 'type' must be one of {sorted(_SHORT)}, got {kind!r}")
+    attrs = {**_DEFAULT_ATTRS.get(kind, {}), **{k: v for k, v in spec.items() if k != "type"}}
+    try:
+        return json_to_distribution(json.dumps({"name": _SHORT[kind], "attributes": attrs}))
+    except (TypeError, ValueError) as exc:
+        raise SearchSpaceError(f"{where}: {exc}") from None
+
+
+def parse_space(text: str, name: str = "<string>") -> SearchSpace:
+    """Parse and validate a space; every error names `name` and the offending key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SearchSpaceError(f"{name}: not valid YAML ({exc.__class__.__name__}: "
+                               f"{str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise SearchSpaceError(f"{name}: empty or not a mapping; expected sections "
+                               f"{sorted([*SECTIONS, 'quant'])}")
+    sections: dict[str, dict[str, Any]] = {}
+    for sec, entries in raw.items():
+        allowed = QUANT_KEYS if sec == "quant" else (
+            [f.name for f in fields(SECTIONS[sec])] if sec in SECTIONS else None)
+        if allowed is None:
+            raise SearchSpaceError(f"{name}: unknown section {sec!r}; expected one of "
+                                   f"{sorted([*SECTIONS, 'quant'])}")
+        if not isinstance(entries, dict):
+            raise SearchSpaceError(f"{name}: section {sec!r} must be a mapping of keys")
+        sections[sec] = {}
+        for key, value in entries.items():
+            where = f"{name}: {sec}.{key}"
+            if key not in allowed:
+                raise SearchSpaceError(f"{where} is not a known key; {sec} keys are {allowed}")
+            sections[sec][key] = _distribution(where, value) if isinstance(value, dict) else value
+    space = SearchSpace(name, sections, text)
+    _check_buildable(space)
+    return space
+
+
+def _check_buildable(space: SearchSpace) -> None:
+    """Build configs at the low ends and the high ends so type and range errors show now."""
+    for pick in (0, -1):
+        values = {}
+        for key, dist in space.distributions().items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                values[key] = dist.choices[pick]
+            else:
+                values[key] = dist.low if pick == 0 else dist.high
+        try:
+            space.build(values)
+        except (TypeError, ValueError) as exc:
+            raise SearchSpaceError(f"{space.name}: {exc}") from None
+    repeated = {k for sec in space.sections.values() for k in sec}
+    if len(repeated) != sum(len(sec) for sec in space.sections.values()):
+        raise SearchSpaceError(f"{space.name}: a key appears in two sections")
+
+
+def load_space(path_or_name: Path | str) -> SearchSpace:
+    """A space by file path, or by name from `search_spaces/` (e.g. 'default', 'tiny')."""
+    path = Path(path_or_name)
+    if not path.is_file() and not path.suffix:
+        path = SPACES_DIR / f"{path_or_name}.yaml"
+    if not path.is_file():
+        available = ", ".join(p.stem for p in sorted(SPACES_DIR.glob("*.yaml")))
+        raise SearchSpaceError(f"search space {path_or_name} not found; pass a YAML file "
+                               f"or one of: {available}")
+    return parse_space(path.read_text(), str(path))

@@ -1,0 +1,77 @@
+"""Training, saving and reusing the teacher (the base CRNN of BACKGROUND.md)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kws_search.checkpoint import CheckpointError, load_model, save_checkpoint
+from kws_search.features import FeatureSet
+from kws_search.measure import count_macs, evaluate, latency_ms
+from kws_search.models import CRNN, CRNNConfig, count_parameters
+from kws_search.quantize import stored_bytes
+from kws_search.train import TrainConfig, train
+
+logger = logging.getLogger(__name__)
+
+
+class TeacherMismatch(CheckpointError):
+    """The teacher on disk was trained on another dataset or other features."""
+
+
+def teacher_path(checkpoints: Path | str, dataset_root: Path | str) -> Path:
+    """Default teacher file: one per dataset folder name."""
+    return Path(checkpoints) / f"teacher-{Path(dataset_root).resolve().name}.pt"
+
+
+def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
+    """Quality on validation and test, MACs, stored bytes, parameters and latency of one model."""
+    cfg = features.config
+    example = features.validation[:1].float()
+    return {
+        "val_quality": evaluate(model, *features.split("validation")),
+        "test_quality": evaluate(model, *features.split("test")),
+        "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
+        "bytes": stored_bytes(model),
+        "params": count_parameters(float_model),
+        "latency_ms": latency_ms(model, example),
+    }
+
+
+def train_teacher(features: FeatureSet, path: Path, model_config: CRNNConfig = CRNNConfig(),
+                  train_config: TrainConfig = TrainConfig(), progress: bool = True,
+                  ) -> tuple[CRNN, dict[str, Any]]:
+    """Train the teacher on `features`, save it to `path` with its metrics, return both."""
+    torch.manual_seed(train_config.seed)
+    model = CRNN(model_config)
+    start = time.perf_counter()
+    result = train(model, features, train_config, progress=progress, desc="teacher")
+    metrics = measure_model(model, model, features)
+    metrics.update(train_seconds=time.perf_counter() - start, best_epoch=result.best_epoch)
+    save_checkpoint(path, model, kind="teacher", model_config=model_config,
+                    feature_config=features.config, keyword=features.keyword,
+                    dataset_fingerprint=features.fingerprint, metrics=metrics,
+                    extra={"train": train_config.to_dict(), "history": result.history})
+    logger.info("teacher saved to %s: val %.3e test %.3e", path, metrics["val_quality"],
+                metrics["test_quality"])
+    return model, metrics
+
+
+def load_teacher(path: Path, features: FeatureSet) -> tuple[CRNN, dict[str, Any]]:
+    """A saved teacher that matches `features`; TeacherMismatch says how to fix a mismatch."""
+    model, state = load_model(path)
+    if state["kind"] != "teacher":
+        raise TeacherMismatch(f"{path} is a {state['kind']} checkpoint, not a teacher")
+    if state["dataset_fingerprint"] != features.fingerprint or state["keyword"] != features.keyword:
+        raise TeacherMismatch(
+            f"teacher {path} was trained on another dataset or keyword; retrain it with "
+            "`kws-search teacher --force` or pass --teacher PATH")
+    if state["features"] != features.config.to_dict():
+        raise TeacherMismatch(f"teacher {path} used other feature settings; retrain it with "
+                              "`kws-search teacher --force`")
+    return model, state["metrics"]
