@@ -62,3 +62,37 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_features(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
     cache = tmp_path_factory.mktemp("cache")
     return prepare_features(tiny_data, "sheila", TINY_FEATURES, cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_features, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher checkpoint trained for two epochs on the tiny data."""
+    from kws_search.models import CRNNConfig
+    from kws_search.teacher import train_teacher
+    from kws_search.train import TrainConfig
+
+    path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
+    train_teacher(tiny_features, path, CRNNConfig(cnn_channels=4, hidden=16),
+                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
+    return path
+
+
+def tiny_settings(tiny_data: Path, teacher: Path, folder: Path, **overrides):
+    """RunSettings for a study of the tiny space in `folder` (SQLite + artifacts there)."""
+    from kws_search.study import RunSettings
+
+    values = dict(data=tiny_data, keyword="sheila", teacher=teacher, study="tiny",
+                  storage=f"sqlite:///{folder / 'tiny.db'}", space="tiny", trials=3,
+                  cache_dir=folder / "cache", features=TINY_FEATURES,
+                  artifact_dir=folder / "artifacts")
+    values.update(overrides)
+    return RunSettings(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A finished 3-trial study of the tiny space; returns (settings, study)."""
+    from kws_search.study import run_search
+
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
+    return settings, run_search(settings, progress=False)

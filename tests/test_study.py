@@ -1,0 +1,79 @@
+"""The search on tiny data: objectives, constraint, attributes, artifact, resume."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+from optuna.trial import TrialState
+
+from kws_search.checkpoint import load_model
+from kws_search.objective import OBJECTIVES, feasible
+from kws_search.study import feasible_front, open_study, run_search
+
+MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
+            "speedup", "compression", "checkpoint_artifact")
+
+
+def test_study_records_objectives_constraint_attributes(tiny_study):
+    settings, study = tiny_study
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3
+    assert study.metric_names == list(OBJECTIVES)
+    teacher = study.user_attrs["teacher"]
+    for t in trials:
+        quality, speedup, compression = t.values
+        assert 0 <= quality <= 1
+        assert speedup == teacher["macs"] / t.user_attrs["macs"] > 1
+        assert compression == teacher["bytes"] / t.user_attrs["bytes"] > 1
+        assert set(MEASURES) <= set(t.user_attrs)
+        constraint = t.system_attrs["constraints"]
+        assert constraint == [quality - study.user_attrs["quality_bar"]]
+        assert feasible(t) == (quality <= study.user_attrs["quality_bar"])
+
+
+def test_trial_checkpoint_artifact_rebuilds_the_student(tiny_study, tmp_path):
+    settings, study = tiny_study
+    trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
+    store = FileSystemArtifactStore(str(settings.artifact_dir))
+    path = tmp_path / "student.pt"
+    download_artifact(artifact_store=store, file_path=str(path),
+                      artifact_id=trial.user_attrs["checkpoint_artifact"])
+    model, state = load_model(path)
+    assert state["kind"] == "student" and state["quant"] == trial.user_attrs["quant"]
+    assert state["metrics"]["val_quality"] == trial.values[0]
+    assert sum(1 for _ in model.modules()) > 1
+
+
+def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tmp_path):
+    from conftest import tiny_settings
+
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=2)
+    run_search(settings, progress=False)
+    first = [t.number for t in open_study(settings).get_trials()]
+    study = run_search(tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=4),
+                       progress=False)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4
+    assert [t.number for t in study.get_trials()][:len(first)] == first
+
+
+def test_front_is_feasible_and_non_dominated(tiny_study):
+    _, study = tiny_study
+    front = feasible_front(study.get_trials())
+    for t in front:
+        assert feasible(t)
+        for o in study.get_trials(states=(TrialState.COMPLETE,)):
+            if feasible(o) and o.number != t.number:
+                better = (o.values[0] <= t.values[0] and o.values[1] >= t.values[1]
+                          and o.values[2] >= t.values[2] and o.values != t.values)
+                assert not better
+
+
+def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tmp_path):
+    from conftest import tiny_settings
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=1)
+    # The tiny space cannot hold the seeds' students (ranges differ), so nothing is queued.
+    study = run_search(settings, progress=False)
+    assert all("fixed_params" not in t.system_attrs for t in study.get_trials())
