@@ -1,0 +1,75 @@
+"""FA/FR area against the seminar's O(N^2) definition; MACs and latency helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kws_search.measure import au_fa_fr, count_macs, latency_ms
+from kws_search.models import CRNN, CRNNConfig
+
+
+def reference_au_fa_fr(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The seminar's loop: every sorted probability (plus 0 and 1) as a threshold."""
+    n = len(labels)
+    thresholds = np.concatenate(([0.0], np.sort(probs), [1.0]))
+    fas, frs = [], []
+    for t in thresholds:
+        fas.append(np.sum((probs >= t) & (labels == 0)) / n)
+        frs.append(np.sum((probs < t) & (labels == 1)) / n)
+    return float(-np.trapezoid(frs, x=fas))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_reference_on_random_inputs(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    labels = rng.random(n) < rng.uniform(0.05, 0.6)
+    probs = np.clip(rng.normal(labels * 0.4 + 0.3, 0.25), 0, 1)
+    assert au_fa_fr(probs, labels) == pytest.approx(reference_au_fa_fr(probs, labels), abs=1e-12)
+
+
+@pytest.mark.parametrize("case", ["all_positive", "all_negative", "ties", "binary_probs"])
+def test_matches_reference_on_edge_cases(case):
+    rng = np.random.default_rng(1)
+    n = 200
+    labels = {"all_positive": np.ones(n, bool), "all_negative": np.zeros(n, bool)}.get(
+        case, rng.random(n) < 0.3)
+    probs = rng.random(n)
+    if case == "ties":
+        probs = np.round(probs * 4) / 4  # five distinct values, many ties
+    if case == "binary_probs":
+        probs = (rng.random(n) < 0.5).astype(float)  # includes exact 0 and 1
+    assert au_fa_fr(probs, labels) == pytest.approx(reference_au_fa_fr(probs, labels), abs=1e-12)
+
+
+def test_perfect_and_inverted_classifiers():
+    labels = np.array([0, 0, 0, 1, 1])
+    assert au_fa_fr(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == 0.0
+    worse = au_fa_fr(np.array([0.9, 0.8, 0.7, 0.2, 0.1]), labels)
+    assert worse > 0.1
+
+
+def test_accepts_tensors_and_rejects_mismatch():
+    probs, labels = torch.rand(50), torch.randint(0, 2, (50,))
+    assert au_fa_fr(probs, labels) == pytest.approx(
+        reference_au_fa_fr(probs.numpy(), labels.numpy()), abs=1e-12)
+    with pytest.raises(ValueError, match="differ in length"):
+        au_fa_fr(np.zeros(3), np.zeros(4))
+
+
+def test_macs_of_the_teacher_and_a_small_student():
+    teacher = count_macs(CRNN(CRNNConfig()), 40, 101)
+    student = count_macs(CRNN(CRNNConfig(cnn_channels=3, kernel_freq=7, stride_freq=6,
+                                         stride_time=10, hidden=12)), 40, 101)
+    assert teacher > 10 * student > 0
+    # counting works on a copy: the profiled model gets no thop buffers
+    model = CRNN(CRNNConfig(hidden=8))
+    count_macs(model, 40, 101)
+    assert not any("total_ops" in name for name, _ in model.named_buffers())
+
+
+def test_latency_is_positive():
+    model = CRNN(CRNNConfig(hidden=8))
+    assert latency_ms(model, torch.zeros(1, 40, 101), repeats=3, warmup=1) > 0
