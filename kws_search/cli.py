@@ -7,9 +7,9 @@ import logging
 import sys
 import warnings
 
-from kws_search.commands import data, run, teacher
+from kws_search.commands import data, demo, export, run, stream, teacher
 
-COMMANDS = (data, teacher, run)
+COMMANDS = (data, teacher, run, export, stream, demo)
 
 EPILOG = """examples:
   kws-search data synth                 # make the default dataset under data/synth

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+THRESHOLD_FA_RATE = 0.005  # suggested detection threshold: at most 0.5% of negatives fire
+
 
 def au_fa_fr(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
     """Area under the FR(FA) curve, both rates over all N clips; lower is better.
@@ -38,6 +40,31 @@ def au_fa_fr(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
     fa = (neg_before[-1] - neg_before[below]) / n
     fr = pos_before[below] / n
     return float(np.sum((fa[:-1] - fa[1:]) * (fr[:-1] + fr[1:]) / 2))
+
+
+def suggest_threshold(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                      max_fa_rate: float) -> float:
+    """Lowest threshold whose false-alarm rate (share of negatives with p >= t) <= max_fa_rate.
+
+    The lowest such threshold misses the fewest keywords. It is placed halfway between the
+    highest negative allowed to stay below it and the next probability above, so it does not
+    sit on a score.
+    """
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if probs.shape != labels.shape:
+        raise ValueError(f"{probs.size} probabilities but {labels.size} labels")
+    if not 0.0 <= max_fa_rate <= 1.0:
+        raise ValueError(f"max_fa_rate must be in [0, 1], got {max_fa_rate}")
+    negatives = np.sort(probs[labels == 0])[::-1]  # highest first
+    allowed = int(np.floor(max_fa_rate * negatives.size + 1e-9))
+    if allowed >= negatives.size:
+        return float(probs.min()) if probs.size else 0.0
+    below = negatives[allowed]  # highest negative that must not fire
+    above = probs[probs > below]
+    if above.size == 0:  # nothing scores above that negative: fire on nothing seen
+        return float(np.nextafter(below, np.inf))
+    return (float(below) + float(above.min())) / 2
 
 
 def count_macs(model: nn.Module, n_mels: int, frames: int) -> int:

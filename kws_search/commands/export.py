@@ -1,0 +1,65 @@
+"""`kws-search export`: a chosen student (or the teacher) as one streaming TorchScript file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kws_search.commands.common import add_data_options, add_study_options, teacher_file
+
+HELP = """examples:
+  kws-search export                          # balanced: best min(speed-up, compression)
+  kws-search export --rule smallest          # highest compression among feasible students
+  kws-search export --rule best --min-speedup 10 --min-compression 10
+  kws-search export --trial 42 --out checkpoints/kws42.pt
+  kws-search export --teacher                # the baseline, exported the same way
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("export", help="export a student as streaming TorchScript",
+                            epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_study_options(parser)
+    add_data_options(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, default=None, help="trial number")
+    which.add_argument("--rule", default="balanced",
+                       help="balanced (default), fastest, smallest or best (feasible trials)")
+    which.add_argument("--export-teacher", "--baseline", dest="export_teacher",
+                       action="store_true", help="export the teacher instead of a student")
+    parser.add_argument("--min-speedup", type=float, default=0.0)
+    parser.add_argument("--min-compression", type=float, default=0.0)
+    parser.add_argument("--window", type=float, default=1.0,
+                        help="attention window in seconds (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="detection threshold stored in the file (default: the one "
+                             "suggested on validation)")
+    parser.add_argument("--out", type=Path, default=None, help="output .pt file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kws_search.export import export_checkpoint
+
+    if args.export_teacher:
+        source = teacher_file(args)
+        out = args.out or args.checkpoints / f"{source.stem}-stream.pt"
+        label = f"teacher {source}"
+    else:
+        from kws_search.commands.common import storage_url
+        from kws_search.select import fetch_checkpoint, load_study, pick_trial
+
+        study = load_study(args.study, storage_url(args))
+        trial = pick_trial(study, args.trial, args.rule, args.min_speedup,
+                           args.min_compression)
+        source = fetch_checkpoint(study, trial,
+                                  args.checkpoints / f"{args.study}-trial{trial.number}.pt")
+        out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.pt"
+        q, s, c = trial.values
+        label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
+                 f"{c:.1f}x, {trial.user_attrs.get('quant')}")
+    path = export_checkpoint(source, out, max_window_seconds=args.window,
+                             threshold=args.threshold)
+    print(f"exported {label}")
+    print(f"  -> {path} (TorchScript; torch.jit.load(path), forward(chunk) -> probability)")
+    return 0

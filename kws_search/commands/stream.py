@@ -1,0 +1,44 @@
+"""`kws-search stream MODEL AUDIO`: stream a wav through an exported model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = """examples:
+  kws-search stream checkpoints/kws-trial12-stream.pt recording.wav
+  kws-search stream model.pt long.wav --chunk 0.5 --threshold 0.8 --out reports/long.html
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("stream", help="stream a wav file through an exported model",
+                            epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="TorchScript file from `kws-search export`")
+    parser.add_argument("audio", type=Path, help="wav file: any length, rate, mono or stereo")
+    parser.add_argument("--chunk", type=float, default=0.1, help="seconds per chunk")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="detection threshold (default: the one stored in the model)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="plot file (default: <audio>.probability.html beside the audio)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kws_search.data import read_wav
+    from kws_search.export import load_exported
+    from kws_search.stream import detections, plot_stream, stream_audio
+
+    module, _ = load_exported(args.model)
+    audio = read_wav(args.audio, int(module.sample_rate))
+    df = stream_audio(module, audio, args.chunk)
+    threshold = float(module.threshold) if args.threshold is None else args.threshold
+    found = detections(df, threshold)
+    print(f"{args.audio}: {len(audio) / module.sample_rate:.2f} s, keyword "
+          f"{module.keyword!r}, threshold {threshold:.3f}: {len(found)} detection(s)")
+    for time_s, peak in found:
+        print(f"  {time_s:8.2f} s  p={peak:.3f}")
+    out = args.out or args.audio.with_suffix(".probability.html")
+    written = plot_stream(df, threshold, out, f"{module.keyword!r} in {args.audio.name}")
+    print("plot: " + ", ".join(str(p) for p in written))
+    return 0

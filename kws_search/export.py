@@ -1,0 +1,287 @@
+"""Streaming TorchScript export: raw 16 kHz audio in, keyword probability out.
+
+`StreamingKWS` wraps the trained model's own layers (log-mel front end, conv, RNN, attention,
+classifier) with explicit state in buffers, as kws_streaming's "external state" mode does:
+
+- samples: audio not yet framed; primed with n_fft // 2 zeros so stream frame k is centered on
+  sample k * hop like the training (centered) STFT. Interior frames equal the training features
+  exactly; the first two frames see zeros where training sees reflect padding, and the stream
+  cannot compute the last frames of a clip (they need samples that have not arrived yet).
+- frames: log-mel frames the conv's time kernel has not consumed yet (fewer than kernel_time).
+- hidden: the RNN state [layers, 1, hidden], carried between steps.
+- outputs / energies: at most `max_window_length` RNN outputs and their attention energies;
+  attention pools over them, the oldest dropped first.
+
+Each call runs the network only on the new frames and steps. `offline(audio)` is the same
+computation on a whole clip from a fresh state (batched over time), the reference the stream is
+compared with. Dynamic int8 / float16 layers quantize activations per call, so for them streamed
+and offline numbers agree closely but not bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kws_search.checkpoint import load_model
+from kws_search.features import FeatureConfig, LogMel
+from kws_search.models import CRNNConfig
+
+logger = logging.getLogger(__name__)
+
+EXTRA_FILE = "kws_search.json"
+KEYWORD_CLASS = 1
+
+
+def window_steps(config: CRNNConfig, features: FeatureConfig, seconds: float) -> int:
+    """RNN steps a centered clip of `seconds` yields (at least 1): the attention window."""
+    samples = int(round(seconds * features.sample_rate))
+    return max(1, config.steps(samples // features.hop_length + 1))
+
+
+def _trim(buffer: torch.Tensor, end: int, keep_from: int) -> torch.Tensor:
+    """Drop items before global index `keep_from` from a buffer holding [end - len, end)."""
+    length = buffer.size(-1)
+    drop = min(max(keep_from - (end - length), 0), length)
+    return buffer[..., drop:]
+
+
+class StreamingKWS(nn.Module):
+    """Keyword probability of a 16 kHz audio stream, batch 1, with state kept in buffers."""
+
+    def __init__(self, model: nn.Module, model_config: CRNNConfig, features: FeatureConfig, *,
+                 keyword: str, quant: str = "none", max_window_seconds: float = 1.0,
+                 threshold: float = 0.5) -> None:
+        super().__init__()
+        if features.hop_length > features.n_fft:
+            raise ValueError(f"hop_length {features.hop_length} > n_fft {features.n_fft}: "
+                             "streaming needs overlapping frames")
+        if max_window_seconds <= 0:
+            raise ValueError(f"max_window_seconds must be > 0, got {max_window_seconds}")
+        model = model.eval()
+        self.front = LogMel(features, center=False)
+        self.quant_stub = model.quant
+        self.conv = model.conv
+        self.dequant = model.dequant
+        self.rnn = model.rnn
+        self.energy = model.attention.energy
+        self.classifier = model.classifier
+        self.keyword = keyword
+        self.keyword_class = KEYWORD_CLASS
+        self.quant = quant
+        self.sample_rate = features.sample_rate
+        self.hop_length = features.hop_length
+        self.n_fft = features.n_fft
+        self.pad = features.n_fft // 2
+        self.kernel_time = model_config.kernel_time
+        self.stride_time = model_config.stride_time
+        self.max_window_length = window_steps(model_config, features, max_window_seconds)
+        self.window_length = self.max_window_length
+        self.window_seconds = float(max_window_seconds)
+        self.threshold = float(threshold)
+        c = model_config
+        self.register_buffer("samples", torch.zeros(self.pad))  # [samples]
+        self.register_buffer("frames", torch.zeros(c.n_mels, 0))  # [n_mels, frames]
+        self.register_buffer("hidden", torch.zeros(c.layers, 1, c.hidden))  # [layers, 1, hidden]
+        self.register_buffer("outputs", torch.zeros(0, c.hidden))  # [steps <= window, hidden]
+        self.register_buffer("energies", torch.zeros(0))  # [steps <= window]
+        self.register_buffer("last_prob", torch.zeros(()))  # []
+        self.samples_seen = 0
+        self.frames_done = 0
+        self.steps_done = 0
+        self.eval()
+
+    # --- the layers, shared by the streaming and offline paths -----------------------------
+
+    def _frames_at(self, samples: int) -> int:
+        """Frames computable once `samples` real samples have arrived."""
+        padded = samples + self.pad
+        if padded < self.n_fft:
+            return 0
+        return (padded - self.n_fft) // self.hop_length + 1
+
+    def _steps_at(self, frames: int) -> int:
+        """RNN steps computable from `frames` frames."""
+        if frames < self.kernel_time:
+            return 0
+        return (frames - self.kernel_time) // self.stride_time + 1
+
+    def _log_mel(self, samples: torch.Tensor, count: int) -> torch.Tensor:
+        """The first `count` frames of buffered samples -> log-mel [n_mels, count]."""
+        return self.front(samples[:(count - 1) * self.hop_length + self.n_fft])
+
+    def _conv(self, frames: torch.Tensor, count: int) -> torch.Tensor:
+        """The first `count` steps of buffered frames [n_mels, F] -> RNN inputs [1, count, in]."""
+        x = frames[:, :(count - 1) * self.stride_time + self.kernel_time]
+        x = self.dequant(self.conv(self.quant_stub(x[None, None])))  # [1, ch, freq, count]
+        return x.flatten(1, 2).transpose(1, 2)
+
+    def _prob(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+        """Keyword probability of attention pooling over outputs [T, hidden], energies [T]."""
+        weights = torch.softmax(energies, dim=0)  # [T]
+        context = weights.unsqueeze(0) @ outputs  # [1, hidden]
+        return torch.softmax(self.classifier(context), dim=-1)[0, self.keyword_class]
+
+    def _window_probs(self, outputs: torch.Tensor, energies: torch.Tensor, first: int,
+                      count: int) -> torch.Tensor:
+        """Probabilities after steps first..first+count-1 of outputs [T, hidden] -> [count]."""
+        probs: list[torch.Tensor] = []
+        for i in range(first, first + count):
+            start = max(0, i + 1 - self.max_window_length)
+            probs.append(self._prob(outputs[start:i + 1], energies[start:i + 1]))
+        return torch.stack(probs)
+
+    # --- streaming ---------------------------------------------------------------------------
+
+    def _advance(self, chunk: torch.Tensor, all_steps: bool) -> torch.Tensor:
+        """Consume chunk [samples]; probabilities after each new step ([new] or [1] or [0])."""
+        self.samples_seen += chunk.size(0)
+        samples = torch.cat([self.samples, chunk.to(self.samples.dtype)])
+        new_frames = self._frames_at(self.samples_seen) - self.frames_done
+        if new_frames > 0:
+            mel = self._log_mel(samples, new_frames)  # [n_mels, new_frames]
+            self.frames = torch.cat([self.frames, mel], dim=1)
+            self.frames_done += new_frames
+        self.samples = _trim(samples, self.samples_seen + self.pad,
+                             self.frames_done * self.hop_length)
+        self.frames = _trim(self.frames, self.frames_done, self.steps_done * self.stride_time)
+        new_steps = self._steps_at(self.frames_done) - self.steps_done
+        if new_steps <= 0:
+            return torch.zeros(0)
+        x = self._conv(self.frames, new_steps)  # [1, new_steps, in]
+        out, self.hidden = self.rnn(x, self.hidden)  # [1, new_steps, hidden]
+        out = out[0]
+        outputs = torch.cat([self.outputs, out])
+        energies = torch.cat([self.energies, self.energy(out).squeeze(-1)])
+        old = self.outputs.size(0)
+        if all_steps:
+            probs = self._window_probs(outputs, energies, old, new_steps)
+        else:
+            probs = self._window_probs(outputs, energies, old + new_steps - 1, 1)
+        keep = outputs.size(0) - self.max_window_length
+        if keep > 0:
+            outputs, energies = outputs[keep:], energies[keep:]
+        self.outputs, self.energies = outputs, energies
+        self.steps_done += new_steps
+        self.frames = _trim(self.frames, self.frames_done, self.steps_done * self.stride_time)
+        self.last_prob = probs[-1]
+        return probs
+
+    def forward(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Keyword probability [] after a chunk of samples [samples] (any length)."""
+        with torch.no_grad():
+            self._advance(chunk, False)
+        return self.last_prob.clone()
+
+    @torch.jit.export
+    def forward_steps(self, chunk: torch.Tensor) -> torch.Tensor:
+        """One probability per 10 ms hop completed in the chunk [samples] -> [hops].
+
+        Hop j (ending at sample j * hop_length) reports the probability after every step its
+        samples allow; hops without a new RNN step repeat the previous probability.
+        """
+        with torch.no_grad():
+            before_samples, before_steps = self.samples_seen, self.steps_done
+            prev = self.last_prob.clone()
+            probs = self._advance(chunk, True)  # [new steps]
+            first_hop = before_samples // self.hop_length + 1
+            last_hop = self.samples_seen // self.hop_length
+            out: list[torch.Tensor] = []
+            for hop in range(first_hop, last_hop + 1):
+                step = self._steps_at(self._frames_at(hop * self.hop_length)) - before_steps
+                out.append(prev if step <= 0 else probs[step - 1])
+            if len(out) == 0:
+                return torch.zeros(0)
+            return torch.stack(out)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the stream: empty buffers, zero hidden state, probability 0."""
+        self.samples = torch.zeros(self.pad)
+        self.frames = self.frames[:, :0]
+        self.hidden = torch.zeros_like(self.hidden)
+        self.outputs = self.outputs[:0]
+        self.energies = self.energies[:0]
+        self.last_prob = torch.zeros(())
+        self.samples_seen = 0
+        self.frames_done = 0
+        self.steps_done = 0
+
+    # --- whole-clip reference ----------------------------------------------------------------
+
+    @torch.jit.export
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames [n_mels, frames] the stream computes for a whole clip [samples]."""
+        count = self._frames_at(audio.size(0))
+        if count <= 0:
+            return self.frames[:, :0]
+        return self._log_mel(torch.cat([torch.zeros(self.pad), audio]), count)
+
+    @torch.jit.export
+    def offline(self, audio: torch.Tensor) -> torch.Tensor:
+        """Probability [] for a whole clip [samples] from a fresh state, batched over time.
+
+        Attention pools over the last max_window_length steps; the stream state is untouched.
+        """
+        with torch.no_grad():
+            frames = self.features(audio)  # [n_mels, frames]
+            steps = self._steps_at(frames.size(1))
+            if steps <= 0:
+                return torch.zeros(())
+            out, _ = self.rnn(self._conv(frames, steps), torch.zeros_like(self.hidden))
+            out = out[0, -self.max_window_length:]  # [T, hidden]
+            return self._prob(out, self.energy(out).squeeze(-1))
+
+
+def build_streaming(model: nn.Module, state: dict[str, Any], max_window_seconds: float = 1.0,
+                    threshold: float | None = None) -> StreamingKWS:
+    """A StreamingKWS around a loaded model and its checkpoint dict (see checkpoint.py)."""
+    if threshold is None:
+        threshold = float(state.get("metrics", {}).get("threshold", 0.5))
+    return StreamingKWS(model, CRNNConfig.from_dict(state["model"]),
+                        FeatureConfig(**state["features"]), keyword=state["keyword"],
+                        quant=state.get("quant", "none"), max_window_seconds=max_window_seconds,
+                        threshold=threshold)
+
+
+def export_checkpoint(checkpoint: Path, out: Path, max_window_seconds: float = 1.0,
+                      threshold: float | None = None) -> Path:
+    """Script the streaming model of a checkpoint and save it with its configs; return `out`.
+
+    The file loads with plain `torch.jit.load` (no kws_search needed); its configs and metrics
+    are in the extra file `kws_search.json` (see `read_export_info`).
+    """
+    model, state = load_model(checkpoint)
+    module = build_streaming(model, state, max_window_seconds, threshold)
+    scripted = torch.jit.script(module)
+    info = {
+        "kind": state.get("kind"), "keyword": state["keyword"], "quant": state.get("quant"),
+        "model": state["model"], "features": state["features"],
+        "metrics": state.get("metrics", {}), "threshold": module.threshold,
+        "max_window_seconds": module.window_seconds,
+        "max_window_length": module.max_window_length,
+        "dataset_fingerprint": state.get("dataset_fingerprint"),
+        "checkpoint": str(checkpoint),
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(scripted, str(out),
+                   _extra_files={EXTRA_FILE: json.dumps(info, indent=2, default=str)})
+    logger.info("exported streaming %s model (%s, window %d steps) to %s",
+                state["keyword"], state.get("quant"), module.max_window_length, out)
+    return out
+
+
+def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """A scripted streaming model (reset, in eval mode) and its `kws_search.json` info."""
+    extra = {EXTRA_FILE: ""}
+    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    module.eval()
+    module.reset()
+    info = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    return module, info

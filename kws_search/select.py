@@ -1,0 +1,78 @@
+"""Choosing a trial from a study and fetching its checkpoint (for export and reports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+from optuna.trial import FrozenTrial, TrialState
+
+from kws_search.objective import feasible
+from kws_search.study import open_storage
+
+RULES = ("balanced", "fastest", "smallest", "best")
+
+
+class SelectionError(ValueError):
+    """No trial fits what was asked; the message says what exists."""
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """An existing study; SelectionError lists the studies the storage holds."""
+    backend = open_storage(storage, heartbeat=False)
+    names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+    if name not in names:
+        raise SelectionError(f"no study {name!r} in {storage}; it holds: "
+                             f"{', '.join(names) or 'no studies'}")
+    return optuna.load_study(study_name=name, storage=backend)
+
+
+def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balanced",
+               min_speedup: float = 0.0, min_compression: float = 0.0) -> FrozenTrial:
+    """Trial number `trial`, or the feasible trial a rule prefers among those meeting targets.
+
+    Rules: `fastest` (highest speed-up), `smallest` (highest compression), `best` (lowest
+    quality value), `balanced` (highest min(speed-up, compression)); ties go to better quality.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if trial is not None:
+        match = [t for t in trials if t.number == trial]
+        if not match:
+            raise SelectionError(f"study {study.study_name!r} has no trial {trial} "
+                                 f"(it has trials 0..{len(trials) - 1})")
+        chosen = match[0]
+        if chosen.state != TrialState.COMPLETE:
+            reason = chosen.user_attrs.get("fail_reason", "")
+            raise SelectionError(f"trial {trial} is {chosen.state.name}"
+                                 f"{f' ({reason})' if reason else ''}; pick a complete trial")
+        return chosen
+    if rule not in RULES:
+        raise SelectionError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and feasible(t)
+            and t.values[1] >= min_speedup and t.values[2] >= min_compression]
+    if not pool:
+        raise SelectionError(f"no feasible trial in study {study.study_name!r} reaches speed-up "
+                             f">= {min_speedup} and compression >= {min_compression}; "
+                             "lower the targets or run more trials")
+    keys = {"fastest": lambda t: (-t.values[1], t.values[0]),
+            "smallest": lambda t: (-t.values[2], t.values[0]),
+            "best": lambda t: (t.values[0], -min(t.values[1:])),
+            "balanced": lambda t: (-min(t.values[1], t.values[2]), t.values[0])}
+    return min(pool, key=keys[rule])
+
+
+def fetch_checkpoint(study: optuna.Study, trial: FrozenTrial, dest: Path) -> Path:
+    """Download the trial's checkpoint artifact to `dest`."""
+    artifact = trial.user_attrs.get("checkpoint_artifact")
+    if not artifact:
+        raise SelectionError(f"trial {trial.number} has no checkpoint artifact")
+    folder = study.user_attrs.get("artifact_dir")
+    if not folder or not Path(folder).is_dir():
+        raise SelectionError(f"artifact folder {folder!r} of study {study.study_name!r} is "
+                             "missing; run export where the study's artifacts are")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)  # download_artifact refuses to overwrite
+    download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(dest),
+                      artifact_id=artifact)
+    return dest
