@@ -1,0 +1,147 @@
+"""The synthesized default dataset: layout, audio format, speaker splits, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kws_search.synth import (
+    ACCENTS,
+    COMMAND_WORDS,
+    CONFUSABLE_WORDS,
+    SynthConfig,
+    phonemes,
+    synthesize,
+)
+
+TINY = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2)
+NAME = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every generated file but synth.json (which records the time taken), by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "synth.json"}
+
+
+def _clips(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*.wav") if not p.parent.name.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("synth") / "data"
+    return root, synthesize(root, TINY, progress=False)
+
+
+def test_layout_and_audio_format(dataset: tuple[Path, dict]) -> None:
+    root, summary = dataset
+    clips = _clips(root)
+    assert len(clips) == TINY.n_clips == summary["clips"]
+    for path in clips:
+        assert NAME.match(path.name), path
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == \
+            (16_000, 1, 16_000, "PCM_16"), path
+        audio, _ = sf.read(path, dtype="float32")
+        assert np.abs(audio).max() > 0.01, f"{path} is silent"
+
+
+def test_keyword_commands_and_confusables_present(dataset: tuple[Path, dict]) -> None:
+    root, summary = dataset
+    per_word = {p.name: len(list(p.glob("*.wav"))) for p in root.iterdir() if p.is_dir()}
+    assert per_word["sheila"] == round(TINY.n_clips * TINY.keyword_fraction)
+    assert all(per_word.get(w, 0) >= 1 for w in COMMAND_WORDS)
+    assert sum(per_word.get(w, 0) for w in CONFUSABLE_WORDS) >= 5
+    assert summary["clips_per_word"] == {w: n for w, n in per_word.items() if not
+                                         w.startswith("_")}
+
+
+def test_splits_are_speaker_disjoint_and_hold_the_keyword(dataset: tuple[Path, dict]) -> None:
+    root, _ = dataset
+    lists = {}
+    for name in ("validation_list.txt", "testing_list.txt"):
+        lines = (root / name).read_text().splitlines()
+        assert lines == sorted(lines) and lines
+        assert all((root / rel).is_file() for rel in lines)
+        assert any(rel.startswith("sheila/") for rel in lines), f"no keyword in {name}"
+        lists[name] = set(lines)
+    train = {p.relative_to(root).as_posix() for p in _clips(root)} - set().union(*lists.values())
+    assert any(rel.startswith("sheila/") for rel in train)
+    speakers = [{Path(rel).name[:8] for rel in group}
+                for group in (train, *lists.values())]
+    assert not speakers[0] & speakers[1] and not speakers[0] & speakers[2]
+    assert not speakers[1] & speakers[2]
+
+
+def test_background_noise_and_metadata(dataset: tuple[Path, dict]) -> None:
+    root, summary = dataset
+    noise = sorted((root / "_background_noise_").glob("*.wav"))
+    assert len(noise) >= 6
+    for path in noise:
+        info = sf.info(path)
+        assert info.samplerate == 16_000 and info.channels == 1 and info.duration >= 30
+        audio, _ = sf.read(path, dtype="float32")
+        assert audio.std() > 0.01
+    meta = json.loads((root / "synth.json").read_text())
+    assert meta["complete"] and meta["config"]["n_clips"] == TINY.n_clips
+    assert meta["summary"]["clips"] == summary["clips"]
+
+
+def test_readable_by_the_data_module(dataset: tuple[Path, dict]) -> None:
+    from kws_search.data import scan_dataset
+
+    root, summary = dataset
+    index = scan_dataset(root, "sheila")
+    assert {s: len(v) for s, v in index.splits.items()} == \
+        {s: summary["clips_per_split"][s] for s in ("train", "validation", "test")}
+    assert len(index.noise_files) >= 6
+
+
+def test_same_seed_gives_identical_files_whatever_the_worker_count(
+        dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = dataset
+    synthesize(tmp_path / "again", replace(TINY, workers=1), progress=False)
+    assert _files(tmp_path / "again") == _files(root)
+
+
+def test_other_seed_differs_and_overwrite_replaces_an_old_dataset(
+        dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = dataset
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "synth.json").write_text("{}")
+    (other / "stale.txt").write_text("from an earlier run")
+    synthesize(other, replace(TINY, seed=1), progress=False, overwrite=True)
+    assert not (other / "stale.txt").exists()
+    a, b = _files(root), _files(other)
+    assert a["validation_list.txt"] != b["validation_list.txt"]
+    assert a["_background_noise_/white_noise.wav"] != b["_background_noise_/white_noise.wav"]
+
+
+def test_existing_non_empty_root_raises(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match=re.escape(str(tmp_path))):
+        synthesize(tmp_path, TINY, progress=False)
+    with pytest.raises(FileExistsError, match="no synth.json"):
+        synthesize(tmp_path, TINY, progress=False, overwrite=True)
+    assert (tmp_path / "keep.txt").exists()
+
+
+def test_bad_config_raises() -> None:
+    with pytest.raises(ValueError, match="keyword clips"):
+        synthesize(Path("unused"), SynthConfig(n_clips=20, keyword_fraction=0.05))
+
+
+def test_confusables_never_sound_like_the_keyword() -> None:
+    for accent in ACCENTS:
+        keyword = phonemes("sheila", accent)
+        assert keyword
+        clash = [w for w in CONFUSABLE_WORDS if phonemes(w, accent) == keyword]
+        assert not clash, f"{clash} sound like 'sheila' in {accent}"
