@@ -7,15 +7,16 @@ import logging
 import sys
 import warnings
 
-from kws_search.commands import data, demo, export, run, stream, teacher
+from kws_search.commands import dashboard, data, demo, export, report, run, stream, teacher
 
-COMMANDS = (data, teacher, run, export, stream, demo)
+COMMANDS = (data, teacher, run, report, dashboard, export, stream, demo)
 
 EPILOG = """examples:
   kws-search data synth                 # make the default dataset under data/synth
   kws-search teacher                    # train the teacher on it
   kws-search run --trials 200           # search students (resumes if re-run)
   kws-search report                     # tables and plots of the study
+  kws-search dashboard                  # browse the study in optuna-dashboard
   kws-search export --rule smallest     # streaming TorchScript of a chosen student
   kws-search stream checkpoints/x.pt some.wav
 """

@@ -108,6 +108,16 @@ def scan_dataset(root: Path | str, keyword: str = "sheila") -> DatasetIndex:
         if n_kw == len(items):
             raise DataError(f"the {split} split of {root} has only {keyword!r} clips; "
                             "other words are needed as negatives")
+    present = {rel for items in splits.values() for rel, _ in items}
+    for name, listed in (("validation_list.txt", val_list), ("testing_list.txt", test_list)):
+        missing = sorted(rel for rel in listed if rel.endswith(".wav") and rel not in present
+                         and rel.split("/", 1)[0] in words)
+        if missing:
+            logger.warning("%s names %d file(s) missing from %s (first: %s)", name,
+                           len(missing), root, missing[0])
+        if len(missing) > MAX_SKIPPED_FRACTION * max(1, len(listed)):
+            raise DataError(f"{name} names {len(missing)} file(s) missing from {root} "
+                            f"(first: {missing[0]}); restore them or remove them from the list")
     noise_dir = root / NOISE_DIR
     noise = tuple(sorted(f"{NOISE_DIR}/{p.name}" for p in noise_dir.glob("*.wav"))) \
         if noise_dir.is_dir() else ()

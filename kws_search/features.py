@@ -140,7 +140,12 @@ def compute_features(index: DatasetIndex, config: FeatureConfig,
     """Read, mix and transform every clip of `index` (the slow path behind the cache)."""
     noise = load_noise(index, config.sample_rate)
     steps = config.train_variants + 2
-    bar = tqdm(total=steps + 3, desc="features", disable=not progress, unit="step")
+    with tqdm(total=steps + 3, desc="features", disable=not progress, unit="step") as bar:
+        return _compute(index, config, noise, bar)
+
+
+def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray],
+             bar: tqdm) -> FeatureSet:
     loaded = {}
     for split in ("train", "validation", "test"):
         bar.set_postfix_str(f"reading {split}")
@@ -160,7 +165,6 @@ def compute_features(index: DatasetIndex, config: FeatureConfig,
         variants.append(log_mel(mix_noise(loaded["train"][0], noise, rng, config, shift=True),
                                 config))
         bar.update()
-    bar.close()
     return FeatureSet(config, index.fingerprint, index.keyword, torch.stack(variants),
                       loaded["train"][1], out["validation"], loaded["validation"][1],
                       out["test"], loaded["test"][1])

@@ -94,6 +94,22 @@ def _distribution(where: str, spec: dict[str, Any]) -> BaseDistribution:
         raise SearchSpaceError(f"{where}: {exc}") from None
 
 
+def _check_scalar(where: str, section: str, key: str, value: Any) -> Any:
+    """A fixed value must have the config field's type (an int is fine for a float)."""
+    if section == "quant":
+        expected: Any = str
+    else:
+        expected = {f.name: f.type for f in fields(SECTIONS[section])}[key]
+    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    want = kinds.get(expected if isinstance(expected, str) else expected.__name__)
+    if want is None:
+        return value
+    if isinstance(value, bool) and want is not bool or not isinstance(value, want):
+        name = expected if isinstance(expected, str) else expected.__name__
+        raise SearchSpaceError(f"{where}: expected {name}, got {value!r}")
+    return value
+
+
 def parse_space(text: str, name: str = "<string>") -> SearchSpace:
     """Parse and validate a space; every error names `name` and the offending key."""
     try:
@@ -118,7 +134,10 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
             where = f"{name}: {sec}.{key}"
             if key not in allowed:
                 raise SearchSpaceError(f"{where} is not a known key; {sec} keys are {allowed}")
-            sections[sec][key] = _distribution(where, value) if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                sections[sec][key] = _distribution(where, value)
+            else:
+                sections[sec][key] = _check_scalar(where, sec, key, value)
     space = SearchSpace(name, sections, text)
     _check_buildable(space)
     return space

@@ -3,15 +3,20 @@
 One SQLite database per study under `studies/` by default, or any SQLAlchemy URL (PostgreSQL
 for several machines). Workers heartbeat, so a trial whose worker died is marked failed and
 retried by the next worker. Re-running the same command resumes the study to the requested
-number of completed trials.
+number of completed trials, and workers stop at exactly that number: a worker takes a trial
+only while complete + running trials are short of it, and a trial that loses that race to
+another worker is pruned before it samples anything.
 """
 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import multiprocessing as mp
 import os
+import re
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -20,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import torch
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.distill import TeacherOutputs, teacher_outputs
@@ -40,8 +46,9 @@ from kws_search.teacher import load_teacher
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "nsga2", "random")
-HEARTBEAT_INTERVAL = 30
-GRACE_PERIOD = 90
+HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
+MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
 CALIBRATION_CLIPS = 512
 
 # Students the seeds reached by hand (BACKGROUND.md), so the front starts where people got.
@@ -78,6 +85,9 @@ class RunSettings:
     artifact_dir: Path | None = None
     seed_hand_tuned: bool = True
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
+    threads: int = 1  # torch threads per worker: small students train fastest on one
 
 
 def default_storage(study: str, studies_dir: Path | str = "studies") -> str:
@@ -94,24 +104,89 @@ def artifact_dir_for(storage: str, study: str) -> Path:
     return Path("studies") / f"{study}-artifacts"
 
 
-def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
-    """An RDBStorage with heartbeats and retry of trials whose worker died."""
+def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INTERVAL,
+                 grace: int = GRACE_PERIOD) -> RDBStorage:
+    """An RDBStorage with heartbeats (every `interval` s) and retry of trials whose worker died.
+
+    A trial without a heartbeat for `grace` seconds is failed and queued again, at most twice.
+    """
+    given, url = url, _with_installed_driver(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
+    elif url.startswith("postgresql"):  # fail fast on a dead host; survive dropped connections
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10},
+                                   "pool_pre_ping": True}
+    if heartbeat:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if heartbeat:
-                kwargs.update(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                  max_retry=2))
-            return RDBStorage(url, **kwargs)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
+        kwargs.update(heartbeat_interval=interval, grace_period=grace,
+                      heartbeat_stale_trial_callback=retry)
+    try:
+        storage = _rdb_storage(url, kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for bad URLs and dead servers
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {url!r}: {first}; check the URL "
+        raise StudyError(f"cannot open storage {_shown(given)!r}: {first}; check the URL "
                          "(e.g. sqlite:///studies/x.db or postgresql://user:pw@host/db) "
                          "and that the server is reachable") from None
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        _serialize_sqlite(storage)
+    return storage
+
+
+def _with_installed_driver(url: str) -> str:
+    """`postgresql://` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when only it is here."""
+    if (url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _shown(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to mask
+        return url
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
+    """RDBStorage(url), retried when another process is creating the same new database's
+    tables at that moment (workers started together on a new study race on the schema)."""
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == 2:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _serialize_sqlite(storage: RDBStorage) -> None:
+    """Make every SQLite transaction take the write lock at its start (BEGIN IMMEDIATE).
+
+    Optuna claims a queued (WAITING) trial by reading its state and then updating it. The
+    sqlite3 driver runs that read outside any transaction, so two worker processes can both
+    see WAITING and both run the same trial (the SQLite caveat of `enqueue_trial`; PostgreSQL
+    locks the row instead). With BEGIN IMMEDIATE the read and the update are one locked step;
+    waiting for the lock uses the 60 s busy timeout. SQLAlchemy's documented pysqlite recipe.
+    """
+    engine = storage.engine
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the "begin" hook below starts them
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # pooled connections were opened before the hooks
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -127,7 +202,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
     """Create or load the study (same name, same storage = resume)."""
     sampler = make_sampler(settings.sampler, settings.seed)
-    storage = open_storage(settings.storage, heartbeat)
+    storage = open_storage(settings.storage, heartbeat, settings.heartbeat_interval,
+                           settings.grace_period)
     study = optuna.create_study(storage=storage, study_name=settings.study, sampler=sampler,
                                 directions=list(DIRECTIONS), load_if_exists=True)
     if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
@@ -196,7 +272,11 @@ def record_study_info(study: optuna.Study, settings: RunSettings, context: Searc
 
 
 def seed_hand_tuned(study: optuna.Study, space: SearchSpace) -> int:
-    """Enqueue the seeds' hand-tuned students (values the space can hold) into a new study."""
+    """Enqueue the seeds' hand-tuned students (values the space can hold) into a new study.
+
+    Each queued trial is claimed by exactly one worker: PostgreSQL locks the row, and SQLite
+    storages from `open_storage` take the write lock for the claim (`_serialize_sqlite`).
+    """
     if study.get_trials(deepcopy=False):
         return 0
     dists = space.distributions()
@@ -236,14 +316,18 @@ class Progress:
 
 
 def summarize(study: optuna.Study) -> Progress:
+    """Counts for the progress bar; failures grouped by kind (reasons that differ only in
+    numbers, like the step a loss turned NaN, count as one, shown by their first example)."""
     trials = study.get_trials(deepcopy=False)
     state = Progress()
+    examples: dict[str, str] = {}
     for t in trials:
         if t.state == TrialState.COMPLETE:
             state.complete += 1
         elif t.state == TrialState.FAIL:
             state.failed += 1
-            state.fail_reasons[t.user_attrs.get("fail_reason", "unknown (worker died?)")] += 1
+            reason = t.user_attrs.get("fail_reason", "unknown (worker died?)")
+            state.fail_reasons[examples.setdefault(_reason_kind(reason), reason)] += 1
         elif t.state == TrialState.RUNNING:
             state.running += 1
     front = feasible_front(trials)
@@ -253,54 +337,116 @@ def summarize(study: optuna.Study) -> Progress:
     return state
 
 
-def _with_fail_reason(objective: Callable) -> Callable:
-    """Record why a trial failed as a user attribute, then let Optuna mark it failed."""
+def _reason_kind(reason: str) -> str:
+    """A failure reason with its numbers blanked, to group reasons of one kind."""
+    return re.sub(r"\b\d+(\.\d+)?(e[-+]?\d+)?\b", "#", reason)
+
+
+def _with_fail_reason(objective: Callable, target: int) -> Callable:
+    """Prune a trial another worker made surplus; record why a trial failed as a user
+    attribute, then let Optuna mark it failed."""
     def wrapped(trial: optuna.Trial) -> Any:
+        _prune_if_surplus(trial, target)
         try:
             return objective(trial)
         except Exception as exc:
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:300])
             raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            raise
     return wrapped
+
+
+def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
+    """Prune, before any sampling, a trial started when the study was already full.
+
+    Two workers can both see one missing trial and both start one. Trial numbers are given out
+    in order, so the later one sees the earlier one RUNNING here and steps back: the study ends
+    with exactly `target` complete trials. If the earlier one then fails, its worker runs
+    another, so nothing is lost.
+    """
+    trials = trial.study.get_trials(deepcopy=False)
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+    if complete + ahead >= target:
+        trial.set_user_attr("surplus", f"not needed: {complete} complete and {ahead} running "
+                                       f"trials already cover the {target} requested")
+        raise optuna.TrialPruned("surplus")
 
 
 def run_worker(settings: RunSettings, threads: int, progress: bool = False,
                on_trial: Callable[[], None] | None = None,
                context: SearchContext | None = None) -> None:
-    """One worker: take trials until the study holds `settings.trials` complete ones."""
+    """One worker: take trials until the study holds `settings.trials` complete ones.
+
+    While the missing trials are all RUNNING elsewhere, wait rather than stop: one of them may
+    still fail, or belong to a killed worker (failed and re-queued once its heartbeat is older
+    than the grace period).
+    """
     torch.set_num_threads(threads)
+    _import_lazy_torch()
     space = load_space(settings.space)
     context = context or build_context(settings, progress=progress)
     study = open_study(settings)
-    objective = _with_fail_reason(make_objective(context, space))
+    objective = _with_fail_reason(make_objective(context, space), settings.trials)
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    finished: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
     consecutive_failures = 0
+    told_waiting = False
     while deadline is None or time.monotonic() < deadline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        waiting = sum(t.state == TrialState.WAITING for t in trials)
-        if complete + max(0, running - waiting) >= settings.trials or complete >= settings.trials:
+        if complete >= settings.trials:
             break
-        before = len(trials)
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-        last = study.get_trials(deepcopy=False)[before:] or study.get_trials(deepcopy=False)[-1:]
-        failed = any(t.state == TrialState.FAIL for t in last)
+        if complete + running >= settings.trials:
+            if not told_waiting:  # loud on a fresh start (resume after a kill), quiet at the end
+                logger.log(logging.INFO if finished else logging.WARNING,
+                           "waiting for %d running trial(s) to finish the study; a trial of a "
+                           "killed worker is retried after %d s without heartbeat",
+                           running, settings.grace_period)
+                told_waiting = True
+            time.sleep(min(MAX_WAIT_POLL, settings.heartbeat_interval))
+            continue
+        told_waiting = False
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                       callbacks=[lambda _study, trial: finished.append(trial)])
+        if finished and finished[-1].state == TrialState.PRUNED:
+            continue  # surplus: another worker took the last slot
+        failed = bool(finished) and finished[-1].state == TrialState.FAIL
         consecutive_failures = consecutive_failures + 1 if failed else 0
         if on_trial:
             on_trial()
         if consecutive_failures >= 20:
-            raise StudyError("20 trials failed in a row; see `kws-search report` for reasons")
+            reason = finished[-1].user_attrs.get("fail_reason", "unknown")
+            raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
+                             "`kws-search report` for all reasons")
+
+
+def _import_lazy_torch() -> None:
+    """Import now what torch imports on the first optimizer (torch._dynamo, about 1 s), so a
+    worker's first trial is not slower than the rest (train_seconds) and a Ctrl-C in it does not
+    land inside that import (swallowed in a weakref callback, or the exit code lost)."""
+    import torch._dynamo  # noqa: F401
 
 
 def _worker_entry(settings: RunSettings, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # as the CLI does
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     try:
         run_worker(settings, threads)
     except KeyboardInterrupt:
         pass
+    except StudyError as exc:  # one line, not a traceback per worker
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
 
 
 def run_search(settings: RunSettings, progress: bool = True,
@@ -315,13 +461,13 @@ def run_search(settings: RunSettings, progress: bool = True,
         if queued:
             logger.info("queued %d hand-tuned students from the seeds", queued)
     cores = os.cpu_count() or 1
+    threads = settings.threads or max(1, cores // settings.jobs)  # 0: share the cores out
     if settings.jobs <= 1:
         def tick() -> None:
             if on_update:
                 on_update(summarize(study))
-        run_worker(settings, cores, context=context, on_trial=tick)
+        run_worker(settings, threads, context=context, on_trial=tick)
         return study
-    threads = max(1, cores // settings.jobs)
     ctx = mp.get_context("spawn")
     workers = [ctx.Process(target=_worker_entry, args=(settings, threads), daemon=False)
                for _ in range(settings.jobs)]
@@ -333,8 +479,7 @@ def run_search(settings: RunSettings, progress: bool = True,
             if on_update:
                 on_update(summarize(study))
     except KeyboardInterrupt:
-        for w in workers:
-            w.join(timeout=30)
+        _stop_workers(workers)
         raise
     finally:
         for w in workers:
@@ -346,3 +491,23 @@ def run_search(settings: RunSettings, progress: bool = True,
         raise StudyError(f"{len(bad)} worker(s) exited with errors {bad}; "
                          "completed trials are kept, re-run the same command to resume")
     return study
+
+
+def _stop_workers(workers: list[Any]) -> None:
+    """After Ctrl-C: workers in the terminal's process group got SIGINT too; any still alive
+    after a moment (the parent alone was signalled) get it now, so each marks its running
+    trial failed; the rest are terminated (their trials go stale and are retried)."""
+    _join_all(workers, 3.0)
+    for w in workers:
+        if w.is_alive() and w.pid is not None:
+            os.kill(w.pid, signal.SIGINT)
+    _join_all(workers, 30.0)
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+
+
+def _join_all(workers: list[Any], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for w in workers:
+        w.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -15,12 +16,15 @@ from kws_search.commands.common import (
     storage_url,
     teacher_file,
 )
+from kws_search.study import HEARTBEAT_INTERVAL
 
 HELP = """examples:
   kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
   kws-search run --trials 50 --space tiny --study quick
   kws-search run --trials 200 --jobs 2 --sampler nsga2
   kws-search run --storage postgresql://user:pw@db-host/kws --study shared   # one per machine
+  kws-search run --storage postgresql://user:pw@db-host/kws --study shared \\
+      --artifact-dir /mnt/shared/kws-artifacts --heartbeat 10
 """
 
 
@@ -37,9 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="parallel worker processes on this machine")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads per worker (default: 1, fastest for small "
+                             "students; use --jobs to fill the cores)")
     parser.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
     parser.add_argument("--no-hand-tuned", action="store_true",
                         help="do not start the study with the seeds' hand-tuned students")
+    parser.add_argument("--artifact-dir", type=Path, default=None,
+                        help="where trial checkpoints go (default: beside the SQLite file, else "
+                             "studies/<study>-artifacts); a shared folder for several machines")
+    parser.add_argument("--heartbeat", type=positive_int, default=HEARTBEAT_INTERVAL,
+                        help="seconds between heartbeats of a running trial; one silent for 3x "
+                             "this long (worker killed) is failed and retried "
+                             "(default: %(default)s)")
     parser.set_defaults(func=run)
 
 
@@ -66,16 +80,19 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kws_search.search_space import load_space
-    from kws_search.study import RunSettings, make_sampler, run_search
+    from kws_search.study import RunSettings, make_sampler, open_storage, run_search
 
-    load_space(args.space)  # bad space or sampler: fail before any slow work
+    load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     make_sampler(args.sampler, args.seed)
+    open_storage(storage_url(args), heartbeat=False)
     _ensure_inputs(args)
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
                            sampler=args.sampler, seed=args.seed, trials=args.trials,
                            jobs=args.jobs, timeout=args.timeout, cache_dir=args.cache,
-                           seed_hand_tuned=not args.no_hand_tuned)
+                           artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
+                           heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
+                           threads=args.threads)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

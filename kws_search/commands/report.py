@@ -1,0 +1,53 @@
+"""`kws-search report`: tables and figures of a study (finished or still running)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kws_search.commands.common import add_study_options
+
+HELP = """examples:
+  kws-search report                              # reports/kws/ from studies/kws.db
+  kws-search report --study quick --out /tmp/quick-report
+  kws-search report --storage postgresql://user:pw@db-host/kws --study shared --no-png
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("report", help="trials and front tables, plots (HTML, PNG), index",
+                            epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_study_options(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: reports/<study>)")
+    parser.add_argument("--no-png", action="store_true",
+                        help="skip PNG copies of the figures (they need kaleido and Chrome)")
+    parser.set_defaults(func=run)
+
+
+def study_storage(args: argparse.Namespace) -> str:
+    """The --storage URL, else studies/<study>.db (without creating the folder)."""
+    return args.storage or f"sqlite:///{Path('studies') / f'{args.study}.db'}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from kws_search.report import write_report
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    report = write_report(args.study, study_storage(args), args.out, png=not args.no_png)
+    p = report.progress
+    print(f"report of study {args.study!r} written to {report.folder}/ (open index.html)")
+    print(f"trials: {p.complete} complete, {p.failed} failed, {p.running} running; "
+          f"feasible front: {p.front} students")
+    if p.front:
+        print(f"best feasible speed-up {p.best_speedup:.2f}x, "
+              f"compression {p.best_compression:.2f}x")
+    else:
+        print("no feasible student yet (quality within 1.1x of the teacher)")
+    if report.png_error:
+        print(f"PNG figures skipped ({report.png_error}); the HTML figures are complete")
+    for reason, count in p.fail_reasons.most_common(5):
+        print(f"failed x{count}: {reason}")
+    return 0

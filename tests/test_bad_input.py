@@ -1,0 +1,234 @@
+"""Bad input, tried for real through `kws_search.cli.main`: a one-line error naming the thing,
+a non-zero exit, and nothing lost. Inputs that should just work (8 kHz, stereo, a few corrupt
+files among many) are checked to work."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import soundfile as sf
+from conftest import make_dataset
+from optuna.trial import TrialState
+
+from kws_search.cli import build_parser, main
+from kws_search.study import open_storage
+
+
+def error_line(capsys: pytest.CaptureFixture) -> str:
+    """The single `error: ...` line the CLI printed (progress bars may share stderr)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    found = re.findall(r"error: [^\r\n]*", err)
+    assert len(found) == 1, err
+    return found[0]
+
+
+def damaged(tiny_data: Path, folder: Path) -> Path:
+    """A copy of the tiny dataset to damage."""
+    return Path(shutil.copytree(tiny_data, folder / "data"))
+
+
+def teacher_args(data: Path, folder: Path) -> list[str]:
+    """`kws-search teacher` reads every clip; 1 epoch of a 4-unit model keeps it short."""
+    return ["teacher", "--data", str(data), "--epochs", "1", "--hidden", "4",
+            "--cache", str(folder / "cache"), "--checkpoints", str(folder / "ckpt")]
+
+
+def train_clip(data: Path, word: str) -> Path:
+    """A clip of `word` in the train split (named in neither list)."""
+    held_out = set((data / "validation_list.txt").read_text().split())
+    held_out |= set((data / "testing_list.txt").read_text().split())
+    return next(p for p in sorted((data / word).glob("*.wav"))
+                if f"{word}/{p.name}" not in held_out)
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["random bytes", "zero samples"])
+def test_an_unreadable_clip_in_a_small_dataset_is_an_error_naming_it(damage, tiny_data,
+                                                                    tmp_path, capsys):
+    data = damaged(tiny_data, tmp_path)
+    clip = train_clip(data, "yes")
+    if damage == "random bytes":
+        clip.write_bytes(os.urandom(3000))
+    else:
+        sf.write(clip, np.zeros(0, dtype=np.float32), 16_000)
+    assert main(teacher_args(data, tmp_path)) == 1
+    message = error_line(capsys)
+    assert f"yes/{clip.name}" in message and "unreadable" in message
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_few_corrupt_clips_among_many_are_skipped_and_counted(tmp_path, capsys, caplog):
+    data = make_dataset(tmp_path / "big", speakers=16)  # 120 train clips: 1 bad is < 1 %
+    clip = train_clip(data, "up")
+    clip.write_bytes(os.urandom(3000))
+    assert main(teacher_args(data, tmp_path)) == 0
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "skipped 1 unreadable" in skipped[0] and clip.name in skipped[0]
+    assert "teacher saved" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change", ["8 kHz", "stereo"])
+def test_8khz_and_stereo_clips_are_resampled_and_mixed_down(change, tiny_data, tmp_path,
+                                                           capsys):
+    data = damaged(tiny_data, tmp_path)
+    for path in data.glob("**/*.wav"):
+        audio, rate = sf.read(path, dtype="float32")
+        if change == "8 kHz":
+            sf.write(path, audio[::2], rate // 2)
+        else:
+            sf.write(path, np.stack([audio, 0.5 * audio], axis=1), rate)
+    assert main(teacher_args(data, tmp_path)) == 0
+    assert "teacher saved" in capsys.readouterr().out
+
+
+def test_a_listed_clip_that_is_missing_is_an_error_naming_it(tiny_data, tmp_path, capsys):
+    data = damaged(tiny_data, tmp_path)
+    listed = (data / "validation_list.txt").read_text().split()[0]
+    (data / listed).unlink()
+    assert main(teacher_args(data, tmp_path)) == 1
+    assert listed in error_line(capsys)
+
+
+def test_an_empty_keyword_folder_is_an_error(tiny_data, tmp_path, capsys):
+    data = damaged(tiny_data, tmp_path)
+    for clip in (data / "sheila").glob("*.wav"):
+        clip.unlink()
+    assert main(teacher_args(data, tmp_path)) == 1
+    assert "no 'sheila' clips" in error_line(capsys)
+
+
+@pytest.mark.parametrize("layout", ["loose wavs", "missing folder"])
+def test_a_folder_that_is_not_speech_commands_layout_is_an_error(layout, tmp_path, capsys):
+    data = tmp_path / "loose"
+    if layout == "loose wavs":
+        data.mkdir()
+        sf.write(data / "clip.wav", np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(teacher_args(data, tmp_path)) == 1
+    message = error_line(capsys)
+    assert str(data) in message
+    assert ("not a Speech Commands folder" if layout == "loose wavs" else "does not exist") \
+        in message
+
+
+# --- search options, against an existing study that must stay intact ---------------------
+
+@pytest.fixture
+def kept(tiny_study, tmp_path):
+    """A copy of the finished tiny study; returns (storage URL, snapshot of its trials)."""
+    settings, _ = tiny_study
+    db = tmp_path / "kept.db"
+    shutil.copy(settings.storage[len("sqlite:///"):], db)
+    url = f"sqlite:///{db}"
+    return url, snapshot(url)
+
+
+def snapshot(url: str) -> list[tuple]:
+    study = optuna.load_study(study_name="tiny", storage=open_storage(url, heartbeat=False))
+    return [(t.number, t.state, t.values, t.params, t.user_attrs) for t in study.get_trials()]
+
+
+def run_args(url: str, tiny_data: Path, tiny_teacher: Path, folder: Path, *extra: str):
+    return ["run", "--data", str(tiny_data), "--teacher", str(tiny_teacher), "--cache",
+            str(folder / "cache"), "--storage", url, "--study", "tiny", "--trials", "5", *extra]
+
+
+SPACES = {  # name: (file text, what the message must name)
+    "bad yaml": ("model: {hidden: [4, 8\n", "not valid YAML"),
+    "unknown key": ("model:\n  channels: 4\n", "model.channels"),
+    "low > high": ("model:\n  hidden: {type: int, low: 8, high: 4}\n", "model.hidden"),
+    "wrong type in a range": ("model:\n  hidden: {type: int, low: a, high: 4}\n", "model.hidden"),
+    "wrong type": ("model:\n  hidden: eight\n", "model.hidden"),
+    "empty file": ("", "empty"),
+}
+@pytest.mark.parametrize("case", list(SPACES))
+def test_a_malformed_search_space_is_an_error_naming_file_and_key(case, kept, tiny_data,
+                                                                  tiny_teacher, tmp_path, capsys):
+    url, before = kept
+    text, named = SPACES[case]
+    space = tmp_path / "space.yaml"
+    space.write_text(text)
+    assert main(run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", str(space))) == 1
+    message = error_line(capsys)
+    assert str(space) in message and named in message, message
+    assert snapshot(url) == before
+
+
+def test_an_unknown_sampler_is_an_error(kept, tiny_data, tiny_teacher, tmp_path, capsys):
+    url, before = kept
+    argv = run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", "tiny",
+                    "--sampler", "cmaes")
+    assert main(argv) == 1
+    assert "unknown sampler 'cmaes'" in error_line(capsys)
+    assert snapshot(url) == before
+
+
+def test_bad_data_for_an_existing_study_is_an_error_and_keeps_it(kept, tiny_data, tiny_teacher,
+                                                                tmp_path, capsys):
+    url, before = kept
+    data = damaged(tiny_data, tmp_path)
+    for clip in (data / "sheila").glob("*.wav"):
+        clip.unlink()
+    argv = run_args(url, data, tiny_teacher, tmp_path, "--space", "tiny")
+    assert main(argv) == 1
+    assert "no 'sheila' clips" in error_line(capsys)
+    assert snapshot(url) == before
+
+
+@pytest.mark.parametrize("url, named", [
+    ("postgresql://x:y@127.0.0.1:1/none", "127.0.0.1:1"),
+    ("notaurl://", "notaurl://"),
+])
+def test_an_unreachable_or_malformed_storage_url_is_an_error(url, named, tiny_data, tiny_teacher,
+                                                              tmp_path, capsys):
+    argv = run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", "tiny")
+    assert main(argv) == 1
+    message = error_line(capsys)
+    assert "cannot open storage" in message and named in message
+    assert "x:y@" not in message  # the password is masked
+    assert not (tmp_path / "cache").exists()  # failed before any slow work
+
+
+# --- export and stream --------------------------------------------------------------------
+
+def needs_command(name: str) -> None:
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    if name not in commands:
+        pytest.skip(f"`kws-search {name}` is not registered in cli.py yet")
+
+
+def test_exporting_a_failed_or_missing_trial_is_an_error(kept, tmp_path, capsys):
+    needs_command("export")
+    url, _ = kept
+    study = optuna.load_study(study_name="tiny", storage=open_storage(url, heartbeat=False))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
+                                              user_attrs={"fail_reason": "NaN loss"}))
+    failed = len(study.get_trials()) - 1
+    for trial, named in ((failed, f"trial {failed} is FAIL"), (99, "no trial 99")):
+        argv = ["export", "--storage", url, "--study", "tiny", "--trial", str(trial),
+                "--checkpoints", str(tmp_path / "ckpt")]
+        assert main(argv) == 1
+        assert named in error_line(capsys)
+    assert not list(tmp_path.glob("ckpt/*-stream.pt"))
+
+
+def test_streaming_a_file_that_is_not_audio_is_an_error_naming_it(kept, tmp_path, capsys):
+    needs_command("export")
+    needs_command("stream")
+    url, _ = kept
+    model = tmp_path / "model.pt"
+    assert main(["export", "--storage", url, "--study", "tiny", "--trial", "0",
+                 "--checkpoints", str(tmp_path / "ckpt"), "--out", str(model)]) == 0
+    capsys.readouterr()
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n" * 100)
+    assert main(["stream", str(model), str(text)]) == 1
+    message = error_line(capsys)
+    assert str(text) in message and "cannot read audio" in message

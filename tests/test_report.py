@@ -1,0 +1,154 @@
+"""`kws-search report`: tables, figures and index of a study; clear errors for bad studies."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from kws_search import cli
+from kws_search.commands import report as report_command
+from kws_search.objective import DIRECTIONS
+from kws_search.report import (
+    MEASURES,
+    ReportError,
+    hypervolume,
+    hypervolume_history,
+    to_markdown,
+    write_report,
+)
+from kws_search.study import feasible_front
+
+FILES = ("trials.csv", "trials.md", "front.csv", "front.md", "quality_vs_macs.html",
+         "quality_vs_bytes.html", "speedup_vs_compression.html", "hypervolume.html",
+         "index.html")
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_study, tmp_path_factory: pytest.TempPathFactory):
+    settings, _ = tiny_study
+    return write_report(settings.study, settings.storage,
+                        tmp_path_factory.mktemp("report") / "out", png=False)
+
+
+@pytest.fixture
+def with_report_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report` in the CLI even before cli.py lists it."""
+    if report_command not in cli.COMMANDS:
+        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, report_command))
+
+
+def test_report_writes_tables_figures_and_index(tiny_study, tiny_report):
+    _, study = tiny_study
+    for name in FILES:
+        assert (tiny_report.folder / name).is_file(), name
+    table = pd.read_csv(tiny_report.folder / "trials.csv")
+    assert len(table) == len(study.trials)
+    assert set(MEASURES) | {"number", "state", "quality", "speedup", "compression", "feasible",
+                            "on_front", "fail_reason"} <= set(table.columns)
+    assert any(c.startswith("params_") for c in table.columns)
+    front = {t.number for t in feasible_front(study.get_trials())}
+    assert set(table.loc[table["on_front"], "number"]) == front
+    front_csv = pd.read_csv(tiny_report.folder / "front.csv")
+    assert set(front_csv["number"]) == front
+    assert {"val_quality", "test_quality", "test_val_ratio"} <= set(front_csv.columns)
+    assert "| number |" in (tiny_report.folder / "trials.md").read_text()
+    assert "front.md" in (tiny_report.folder / "index.html").read_text()
+
+
+def test_figures_show_teacher_bar_seeds_and_front(tiny_study, tiny_report):
+    _, study = tiny_study
+    bar = study.user_attrs["quality_bar"]
+    for name in ("quality_vs_macs", "quality_vs_bytes"):
+        fig = tiny_report.figures[name]
+        names = {trace.name for trace in fig.data}
+        assert {"teacher", "feasible Pareto front", "seed 000 (by hand)",
+                "seed 004 (by hand)"} <= names
+        assert fig.layout.xaxis.type == "log"
+        assert any(s.y0 == s.y1 == pytest.approx(bar) for s in fig.layout.shapes)
+        teacher = next(t for t in fig.data if t.name == "teacher")
+        assert teacher.y[0] == study.user_attrs["teacher"]["val_quality"]
+    html = (tiny_report.folder / "quality_vs_macs.html").read_text()
+    assert "teacher" in html and "seed 002 (by hand)" in html
+    history = tiny_report.figures["hypervolume"].data[0]
+    assert list(history.y) == sorted(history.y)  # the front only grows
+
+
+def test_hypervolume_is_exact_on_boxes():
+    assert hypervolume([(1.0, 2.0, 3.0)]) == pytest.approx(6.0)
+    # two boxes overlapping in [0,1]x[0,.5]x[0,.5]: 1 + 2*.5*.5 - 1*.5*.5
+    assert hypervolume([(1.0, 1.0, 1.0), (2.0, 0.5, 0.5)]) == pytest.approx(1.25)
+    assert hypervolume([(1.0, 1.0, 1.0), (0.5, 0.5, 0.5)]) == pytest.approx(1.0)
+    assert hypervolume([(-1.0, 5.0, 5.0)]) == 0.0  # worse than the reference: no volume
+    table = pd.DataFrame({"number": [0, 1, 2], "state": ["COMPLETE"] * 3,
+                          "feasible": [True, False, True], "quality": [0.5, 0.1, 0.0],
+                          "speedup": [3.0, 9.0, 2.0], "compression": [2.0, 9.0, 2.0]})
+    history = hypervolume_history(table, bar=1.0)
+    assert list(history["hypervolume"]) == pytest.approx([1.0, 1.0, 1.5])  # 1 + 1 - .5
+    assert list(history["front_size"]) == [1, 1, 2]
+
+
+def test_markdown_escapes_and_blanks_missing():
+    text = to_markdown(pd.DataFrame({"a": [1.5, float("nan")], "b": ["x|y", None]}))
+    assert text.splitlines()[1] == "| ---: | --- |"
+    assert "| 1.5 | x\\|y |" in text and "|  |  |" in text
+
+
+def test_failed_and_running_trials_still_report(tiny_study, tmp_path):
+    settings, _ = tiny_study
+    db = tmp_path / "copy.db"
+    shutil.copy(Path(settings.storage[len("sqlite:///"):]), db)
+    storage = f"sqlite:///{db}"
+    study = optuna.load_study(study_name=settings.study, storage=storage)
+    failed = study.ask()
+    failed.set_user_attr("fail_reason", "NonFiniteLoss: loss is nan at step 3")
+    study.tell(failed, state=TrialState.FAIL)
+    study.ask()  # left running, as a live worker would
+    report = write_report(settings.study, storage, tmp_path / "out", png=False)
+    states = dict(zip(report.trials["number"], report.trials["state"], strict=True))
+    assert states[failed.number] == "FAIL" and "RUNNING" in states.values()
+    assert report.progress.failed == 1 and report.progress.running == 1
+    row = report.trials[report.trials["number"] == failed.number].iloc[0]
+    assert row["fail_reason"].startswith("NonFiniteLoss") and not row["feasible"]
+
+
+def test_cli_report_prints_folder_and_summary(tiny_study, tmp_path, capsys,
+                                              with_report_command):
+    settings, _ = tiny_study
+    out = tmp_path / "rep"
+    code = cli.main(["report", "--study", settings.study, "--storage", settings.storage,
+                     "--out", str(out), "--no-png"])
+    printed = capsys.readouterr().out
+    assert code == 0 and (out / "index.html").is_file()
+    assert str(out) in printed and "3 complete, 0 failed" in printed and "front" in printed
+
+
+def test_missing_or_empty_study_is_a_clear_error(tmp_path, capsys, with_report_command):
+    missing = tmp_path / "none.db"
+    assert cli.main(["report", "--study", "x", "--storage", f"sqlite:///{missing}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no study database at") and "'x'" in err
+    assert not missing.exists()  # reporting never creates a database
+
+    storage = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(storage=storage, study_name="empty", directions=list(DIRECTIONS))
+    assert cli.main(["report", "--study", "typo", "--storage", storage]) == 1
+    assert "no study 'typo'" in capsys.readouterr().err
+    assert cli.main(["report", "--study", "empty", "--storage", storage]) == 1
+    assert "has no trials yet" in capsys.readouterr().err
+    with pytest.raises(ReportError, match="'empty'"):
+        write_report("empty", storage, tmp_path / "out")
+
+
+def test_report_command_registers_with_an_example():
+    sub = argparse.ArgumentParser().add_subparsers()
+    report_command.register(sub)
+    parser = sub.choices["report"]
+    assert "kws-search report" in parser.epilog
+    args = parser.parse_args(["--study", "s"])
+    assert args.out is None and args.func is report_command.run
