@@ -107,6 +107,13 @@ def predict(model: nn.Module, features: torch.Tensor, batch: int = 1024) -> np.n
     return torch.cat(out).numpy()
 
 
+def score(model: nn.Module, features: torch.Tensor, labels: torch.Tensor,
+          max_fa_rate: float = THRESHOLD_FA_RATE) -> tuple[float, float]:
+    """FA/FR area and the suggested detection threshold of `model` on one split."""
+    probs = predict(model, features)
+    return au_fa_fr(probs, labels.numpy()), suggest_threshold(probs, labels.numpy(), max_fa_rate)
+
+
 def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
     """FA/FR area of `model` on one split."""
     return au_fa_fr(predict(model, features), labels.numpy())

@@ -22,15 +22,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
 from kws_search.features import FeatureSet
-from kws_search.measure import (
-    THRESHOLD_FA_RATE,
-    au_fa_fr,
-    count_macs,
-    evaluate,
-    latency_ms,
-    predict,
-    suggest_threshold,
-)
+from kws_search.measure import count_macs, evaluate, latency_ms, score
 from kws_search.models import CRNN, count_parameters
 from kws_search.quantize import (
     prepare_for_training,
@@ -91,9 +83,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             raise
         deployed = quantize(student, config.quant, context.calibration)
         train_seconds = time.perf_counter() - start
-        val_x, val_y = features.split("validation")
-        val_probs = predict(deployed, val_x)
-        quality = au_fa_fr(val_probs, val_y.numpy())
+        quality, threshold = score(deployed, *features.split("validation"))
         if not math.isfinite(quality):
             raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")
         float_twin = CRNN(config.model)  # MACs depend on shapes only
@@ -109,7 +99,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             "latency_ms": latency_ms(deployed, features.validation[:1].float()),
             "quant": config.quant,
             "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
-            "threshold": suggest_threshold(val_probs, val_y.numpy(), THRESHOLD_FA_RATE),
+            "threshold": threshold,
             "train_seconds": train_seconds,
         }
         speedup = teacher["macs"] / measures["macs"]

@@ -25,8 +25,8 @@ from kws_search.objective import CONSTRAINTS_KEY, OBJECTIVES, QUALITY_MARGIN, fe
 from kws_search.study import (
     Progress,
     StudyError,
-    _shown,
     feasible_front,
+    masked_url,
     open_storage,
     summarize,
 )
@@ -76,7 +76,7 @@ class Report:
 
 def load_study(study_name: str, storage: str, require_trials: bool = True) -> optuna.Study:
     """Open an existing kws-search study read-only; a clear error if it is missing or empty."""
-    shown = _shown(storage)  # password masked
+    shown = masked_url(storage)  # password masked
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
         raise ReportError(f"no study database at {shown} (study {study_name!r}); run "
                           f"`kws-search run --study {study_name}` first or pass --storage")

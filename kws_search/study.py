@@ -127,7 +127,7 @@ def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INT
         storage = _rdb_storage(url, kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for bad URLs and dead servers
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {_shown(given)!r}: {first}; check the URL "
+        raise StudyError(f"cannot open storage {masked_url(given)!r}: {first}; check the URL "
                          "(e.g. sqlite:///studies/x.db or postgresql://user:pw@host/db) "
                          "and that the server is reachable") from None
     if url.startswith("sqlite:///") and ":memory:" not in url:
@@ -143,7 +143,7 @@ def _with_installed_driver(url: str) -> str:
     return url
 
 
-def _shown(url: str) -> str:
+def masked_url(url: str) -> str:
     """The URL with its password masked, for messages."""
     try:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)

@@ -12,15 +12,7 @@ from torch import nn
 
 from kws_search.checkpoint import CheckpointError, load_model, save_checkpoint
 from kws_search.features import FeatureSet
-from kws_search.measure import (
-    THRESHOLD_FA_RATE,
-    au_fa_fr,
-    count_macs,
-    evaluate,
-    latency_ms,
-    predict,
-    suggest_threshold,
-)
+from kws_search.measure import count_macs, evaluate, latency_ms, score
 from kws_search.models import CRNN, CRNNConfig, count_parameters
 from kws_search.quantize import stored_bytes
 from kws_search.train import TrainConfig, train
@@ -42,11 +34,10 @@ def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet
     """Quality on validation and test, MACs, stored bytes, parameters and latency of one model."""
     cfg = features.config
     example = features.validation[:1].float()
-    val_x, val_y = features.split("validation")
-    val_probs = predict(model, val_x)
+    quality, threshold = score(model, *features.split("validation"))
     return {
-        "val_quality": au_fa_fr(val_probs, val_y.numpy()),
-        "threshold": suggest_threshold(val_probs, val_y.numpy(), THRESHOLD_FA_RATE),
+        "val_quality": quality,
+        "threshold": threshold,
         "test_quality": evaluate(model, *features.split("test")),
         "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
         "bytes": stored_bytes(model),
