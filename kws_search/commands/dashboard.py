@@ -94,13 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from kws_search.study import _shown
+    from kws_search.study import masked_url
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = study_storage(args)
     artifact_dir = study_artifact_dir(args.study, storage)  # clear error if no such study
     server = build_server(storage, args.host, args.port, artifact_dir)
-    print(f"optuna-dashboard for {_shown(storage)}")
+    print(f"optuna-dashboard for {masked_url(storage)}")
     print(f"trial checkpoints from {artifact_dir}" if artifact_dir
           else "no artifact folder found: trial checkpoints will not be listed")
     print(f"study {args.study!r}: {study_url(server, args.host, args.study, storage)}")
