@@ -9,6 +9,10 @@
 # Settings: KWS_PG_PORT (default 5432, used when the cluster is created here), KWS_PG_USER / KWS_PG_PASSWORD / KWS_PG_DB (default kws).
 set -euo pipefail
 
+# Only the URL goes to stdout: every tool below (pg_ctlcluster says "Removed stale pid file.",
+# apt, psql) writes to stderr instead, so a caller can capture stdout as the URL.
+exec 3>&1 1>&2
+
 PORT="${KWS_PG_PORT:-5432}"
 USER_NAME="${KWS_PG_USER:-kws}"
 PASSWORD="${KWS_PG_PASSWORD:-kws}"
@@ -68,4 +72,4 @@ URL="postgresql+psycopg2://$USER_NAME:$PASSWORD@127.0.0.1:$PORT/$DB_NAME"
 PGPASSWORD="$PASSWORD" psql -h 127.0.0.1 -p "$PORT" -U "$USER_NAME" -d "$DB_NAME" -tAc "SELECT 1" \
   >/dev/null
 log "ready: export KWS_TEST_POSTGRES_URL=$URL"
-echo "$URL"
+echo "$URL" >&3
