@@ -190,7 +190,8 @@ def save_features(features: FeatureSet, path: Path) -> None:
 
 
 def load_features_file(path: Path) -> FeatureSet:
-    state = torch.load(path, weights_only=True)
+    """Memory-mapped: worker processes on one machine share one copy in the page cache."""
+    state = torch.load(path, weights_only=True, mmap=True)
     config = FeatureConfig(**state.pop("config"))
     return FeatureSet(config=config, **state)
 

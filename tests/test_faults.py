@@ -62,7 +62,7 @@ def run_args(inputs, db: Path, space: Path, trials: int, *extra: str) -> list[st
     return ["run", "--data", str(data), "--teacher", str(teacher), "--cache", str(cache),
             "--storage", f"sqlite:///{db}", "--study", "faults", "--space", str(space),
             "--trials", str(trials), "--no-hand-tuned", "--sampler", "random",
-            "--heartbeat", "1", "--threads", "1", *extra]
+            "--heartbeat", "1", "--threads", "1", "--jobs", "1", *extra]
 
 
 @pytest.fixture

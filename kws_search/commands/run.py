@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -39,11 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="search space: a name in search_spaces/ or a YAML path")
     parser.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 or random")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
-    parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="parallel worker processes on this machine")
+    cores = os.cpu_count() or 1
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help=f"parallel worker processes on this machine (default: one per "
+                             f"core, here {cores}; --jobs 1 repeats exactly for a --seed)")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads per worker (default: 1, fastest for small "
-                             "students; use --jobs to fill the cores)")
+                             "students; --jobs fills the cores)")
     parser.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
     parser.add_argument("--no-hand-tuned", action="store_true",
                         help="do not start the study with the seeds' hand-tuned students")
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
                            sampler=args.sampler, seed=args.seed, trials=args.trials,
-                           jobs=args.jobs, timeout=args.timeout, cache_dir=args.cache,
+                           jobs=args.jobs or max(1, (os.cpu_count() or 1) // args.threads),
+                           timeout=args.timeout, cache_dir=args.cache,
                            artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
                            threads=args.threads)
