@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -76,3 +77,26 @@ def test_every_subcommand_has_help_with_an_example():
                              capture_output=True, text=True, check=True).stdout
         assert "example" in out, name
     assert parser.prog == "kws-search"
+
+
+def help_examples(text: str) -> list[list[str]]:
+    """The `kws-search ...` command lines of a help text, continuations joined, comments cut."""
+    text = text.replace("\\\n", " ")
+    return [shlex.split(line.split("#")[0])[1:] for line in text.splitlines()
+            if line.strip().startswith("kws-search ")]
+
+
+def test_every_help_example_parses(capsys):
+    from kws_search.cli import COMMANDS, EPILOG, build_parser
+
+    parser = build_parser()
+    examples = help_examples(EPILOG)
+    for module in COMMANDS:
+        examples += help_examples(module.HELP)
+    assert len(examples) > 2 * len(COMMANDS)
+    for argv in examples:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"help example does not parse: kws-search {' '.join(argv)}: "
+                        f"{capsys.readouterr().err.strip()}")

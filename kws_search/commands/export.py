@@ -12,7 +12,7 @@ HELP = """examples:
   kws-search export --rule smallest          # highest compression among feasible students
   kws-search export --rule best --min-speedup 10 --min-compression 10
   kws-search export --trial 42 --out checkpoints/kws42.pt
-  kws-search export --teacher                # the baseline, exported the same way
+  kws-search export --baseline               # the teacher, exported the same way
 """
 
 
