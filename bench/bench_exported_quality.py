@@ -1,7 +1,7 @@
 """Test quality of exported streaming models, offline and streamed, on the noisy test split.
 
     python bench/bench_exported_quality.py checkpoints/teacher-synth-stream.pt \
-        checkpoints/main200-trial178-stream.pt --data data/synth
+        checkpoints/kws-trial169-stream.pt --data data/synth
 The test clips get the same fixed, seeded noise as the feature cache's test split; each clip
 goes through `offline(clip)` and through `forward` in 100 ms chunks from a reset state.
 """

@@ -121,6 +121,25 @@ class StreamingKWS(nn.Module):
         x = self.dequant(self.conv(self.quant_stub(x[None, None])))  # [1, ch, freq, count]
         return x.flatten(1, 2).transpose(1, 2)
 
+    def _rnn_steps(self, x: torch.Tensor, hidden: torch.Tensor,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RNN inputs [1, steps, in] -> outputs [steps, hidden], attention energies [steps],
+        and the new hidden state, one step per call.
+
+        Dynamic int8 layers pick their input scale from each call's whole input, so steps fed
+        together and one by one give different numbers. One step per call makes the result
+        independent of how the audio was chunked: streamed equals offline exactly.
+        """
+        outputs: list[torch.Tensor] = []
+        energies: list[torch.Tensor] = []
+        for t in range(x.size(1)):
+            out, hidden = self.rnn(x[:, t:t + 1], hidden)  # [1, 1, hidden]
+            outputs.append(out[0])
+            energies.append(self.energy(out[0]).squeeze(-1))  # [1]
+        if len(outputs) == 0:
+            return x.new_zeros(0, hidden.size(-1)), x.new_zeros(0), hidden
+        return torch.cat(outputs), torch.cat(energies), hidden
+
     def _prob(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         """Keyword probability of attention pooling over outputs [T, hidden], energies [T]."""
         weights = torch.softmax(energies, dim=0)  # [T]
@@ -154,10 +173,9 @@ class StreamingKWS(nn.Module):
         if new_steps <= 0:
             return torch.zeros(0)
         x = self._conv(self.frames, new_steps)  # [1, new_steps, in]
-        out, self.hidden = self.rnn(x, self.hidden)  # [1, new_steps, hidden]
-        out = out[0]
+        out, energy, self.hidden = self._rnn_steps(x, self.hidden)
         outputs = torch.cat([self.outputs, out])
-        energies = torch.cat([self.energies, self.energy(out).squeeze(-1)])
+        energies = torch.cat([self.energies, energy])
         old = self.outputs.size(0)
         if all_steps:
             probs = self._window_probs(outputs, energies, old, new_steps)
@@ -233,9 +251,10 @@ class StreamingKWS(nn.Module):
             steps = self._steps_at(frames.size(1))
             if steps <= 0:
                 return torch.zeros(())
-            out, _ = self.rnn(self._conv(frames, steps), torch.zeros_like(self.hidden))
-            out = out[0, -self.max_window_length:]  # [T, hidden]
-            return self._prob(out, self.energy(out).squeeze(-1))
+            out, energies, _ = self._rnn_steps(self._conv(frames, steps),
+                                               torch.zeros_like(self.hidden))
+            window = self.max_window_length
+            return self._prob(out[-window:], energies[-window:])
 
 
 def build_streaming(model: nn.Module, state: dict[str, Any], max_window_seconds: float = 1.0,
