@@ -58,8 +58,10 @@ def detections(df: pd.DataFrame, threshold: float,
                refractory_s: float = 1.0) -> list[tuple[float, float]]:
     """(time_s, peak probability) of each run of probabilities >= threshold.
 
-    A detection is placed at the peak of its run; a run that starts less than `refractory_s`
-    after the previous detection is suppressed, so one spoken keyword counts once.
+    A detection is placed where its run first reaches the threshold, the moment a streaming
+    detector fires (the peak can come up to a window later, while the keyword is still in the
+    attention window); a run that starts less than `refractory_s` after the previous detection
+    is suppressed, so one spoken keyword counts once.
     """
     times = df["time_s"].to_numpy()
     probs = df["probability"].to_numpy()
@@ -75,9 +77,8 @@ def detections(df: pd.DataFrame, threshold: float,
         while end < len(probs) and above[end]:
             end += 1
         if times[i] >= last + refractory_s:
-            peak = i + int(np.argmax(probs[i:end]))
-            found.append((float(times[peak]), float(probs[peak])))
-            last = float(times[peak])
+            found.append((float(times[i]), float(probs[i:end].max())))
+            last = float(times[i])
         i = end
     return found
 

@@ -70,15 +70,15 @@ def test_stream_audio_shorter_than_a_hop(model_path: Path) -> None:
     assert len(df) == 0 and list(df.columns) == ["time_s", "probability"]
 
 
-def test_detections_find_peaks_with_refractory() -> None:
+def test_detections_fire_at_the_crossing_with_refractory() -> None:
     times = np.arange(1, 501) * 0.01  # 5 s
     probs = np.full(500, 0.05)
-    probs[100:120] = np.linspace(0.6, 0.9, 20)  # peak at 1.20 s
-    probs[150:155] = 0.7  # 0.3 s later: same keyword, suppressed
-    probs[350:360] = 0.8  # 2.5 s later: a second detection, first of equal values
+    probs[100:120] = np.linspace(0.6, 0.9, 20)  # crosses at 1.01 s, peak 0.9 at 1.20 s
+    probs[150:155] = 0.7  # 0.5 s later: same keyword, suppressed
+    probs[350:360] = 0.8  # 2.5 s later: a second detection
     df = pd.DataFrame({"time_s": times, "probability": probs})
     found = detections(df, 0.5, refractory_s=1.0)
-    assert [round(t, 2) for t, _ in found] == [1.2, 3.51]
+    assert [round(t, 2) for t, _ in found] == [1.01, 3.51]
     assert found[0][1] == pytest.approx(0.9)
     assert detections(df, 0.95) == []
     assert len(detections(df, 0.5, refractory_s=0.0)) == 3
