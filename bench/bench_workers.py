@@ -119,9 +119,9 @@ def main() -> None:
               f"{row['steady_per_hour'] / rows[0]['steady_per_hour']:>8.2f}")
     single = rows[0]["steady_per_hour"] / rows[0]["jobs"]
     print(f"\nextrapolation: N workers on N free cores give about N x {single:.0f} trials/h "
-          "(trials do not talk to each other; each worker holds its own copy of the "
-          "features). The limits are cores (a worker per core, --threads 1 for small "
-          "students), memory (one feature copy per worker), and the database: every trial "
+          "(trials do not talk to each other; the workers of one machine share the "
+          "memory-mapped feature cache). The limits are cores (a worker per core, --threads 1 "
+          "for small students), memory bandwidth, and the database: every trial "
           "makes a few dozen small writes, so SQLite on one machine is fine for a handful of "
           "workers and PostgreSQL takes many machines (one `kws-search run` each).")
 
