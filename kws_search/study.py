@@ -24,12 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import sqlalchemy
 import torch
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -42,12 +40,12 @@ from kws_search.objective import (
     feasible,
     make_objective,
 )
+from kws_search.samplers import make_sampler
 from kws_search.search_space import SearchSpace, load_space
 from kws_search.teacher import load_teacher
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "nsga2", "random")
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
 MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
@@ -189,75 +187,6 @@ def _serialize_sqlite(storage: RDBStorage) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # pooled connections were opened before the hooks
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        base = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    elif name == "nsga2":
-        base = optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    elif name == "random":
-        base = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        raise StudyError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return TrialSeededSampler(base, seed)
-
-
-class TrialSeededSampler(optuna.samplers.BaseSampler):
-    """`base`, with its random state reseeded from (seed, trial number) before each trial.
-
-    Every worker process (and machine) builds its own sampler from the same `--seed`; left
-    alone, their random streams are identical and they draw the same students side by side.
-    Trial numbers are unique in a study, so keyed by them the draws differ between workers,
-    and a one-worker run still repeats exactly.
-    """
-
-    def __init__(self, base: optuna.samplers.BaseSampler, seed: int) -> None:
-        self.base = base
-        self._seed = seed
-        self._states = _random_states(base)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self._states:
-            entropy = [self._seed % 2**32, trial.number]
-            for i, state in enumerate(self._states):
-                state.rng.seed(np.random.SeedSequence(entropy + [i]).generate_state(1)[0])
-        else:  # a sampler without the random states known here: at least never the same
-            self.base.reseed_rng()
-        self.base.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
-        return self.base.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict) -> dict[str, Any]:
-        return self.base.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: Any) -> Any:
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Any) -> None:
-        self.base.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()
-
-
-def _random_states(sampler: Any, seen: set[int] | None = None) -> list[LazyRandomState]:
-    """The random states a sampler and the samplers inside it draw from (each once)."""
-    seen = set() if seen is None else seen
-    found = []
-    for value in vars(sampler).values():
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, LazyRandomState):
-            found.append(value)
-        elif isinstance(value, optuna.samplers.BaseSampler):
-            found += _random_states(value, seen)
-    return found
 
 
 def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:

@@ -82,8 +82,9 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kws_search.samplers import make_sampler
     from kws_search.search_space import load_space
-    from kws_search.study import RunSettings, make_sampler, open_storage, run_search
+    from kws_search.study import RunSettings, open_storage, run_search
 
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     make_sampler(args.sampler, args.seed)
