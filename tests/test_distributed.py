@@ -1,8 +1,9 @@
 """Several worker processes on one study: PostgreSQL (as on several machines) and SQLite.
 
 Checks what a user relies on when scaling out: the study ends with exactly the requested
-number of complete trials, trial numbers are unique, each queued trial runs exactly once, and
-every complete trial has its measures and checkpoint artifact.
+number of complete trials, trial numbers are unique, each queued trial runs exactly once, no
+two workers train the same sampled student, and every complete trial has its measures and
+checkpoint artifact.
 
 The PostgreSQL test reads KWS_TEST_POSTGRES_URL (`bash .ci/postgres.sh` prints one); it is
 skipped without it, except under CI=true, where a missing URL fails it.
@@ -90,6 +91,9 @@ def check_study(study: optuna.Study, settings, queued: list[dict]) -> None:
     for t in complete:
         assert set(MEASURES) <= set(t.user_attrs)
         assert (settings.artifact_dir / t.user_attrs["checkpoint_artifact"]).is_file()
+    sampled = [tuple(sorted(t.params.items())) for t in complete
+               if "fixed_params" not in t.system_attrs]
+    assert len(sampled) == len(set(sampled)), "two workers trained the same student"
 
 
 def machine(settings) -> None:
