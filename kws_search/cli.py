@@ -7,9 +7,19 @@ import logging
 import sys
 import warnings
 
-from kws_search.commands import dashboard, data, demo, export, report, run, stream, teacher
+from kws_search.commands import (
+    dashboard,
+    data,
+    demo,
+    evaluate,
+    export,
+    report,
+    run,
+    stream,
+    teacher,
+)
 
-COMMANDS = (data, teacher, run, report, dashboard, export, stream, demo)
+COMMANDS = (data, teacher, run, report, dashboard, export, stream, demo, evaluate)
 
 EPILOG = """examples:
   kws-search data synth                 # make the default dataset under data/synth
@@ -19,6 +29,7 @@ EPILOG = """examples:
   kws-search dashboard                  # browse the study in optuna-dashboard
   kws-search export --rule smallest     # streaming TorchScript of a chosen student
   kws-search stream checkpoints/x.pt some.wav
+  kws-search evaluate checkpoints/x.pt --data data/festival   # score on other voices
 """
 
 

@@ -9,6 +9,7 @@ synthesized default dataset share this layout, so one reader serves both.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,14 +79,8 @@ def _read_list(root: Path, name: str) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def scan_dataset(root: Path | str, keyword: str = "sheila") -> DatasetIndex:
-    """Index a Speech Commands style folder for `keyword`; raise DataError when it cannot serve."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist; run `kws-search data synth` "
-                        "or pass --data PATH to a Speech Commands folder")
-    val_list = _read_list(root, "validation_list.txt")
-    test_list = _read_list(root, "testing_list.txt")
+def word_folders(root: Path, keyword: str) -> tuple[str, ...]:
+    """Word folder names of a Speech Commands style folder; DataError without the keyword's."""
     words = tuple(sorted(p.name for p in root.iterdir()
                          if p.is_dir() and not p.name.startswith(("_", "."))))
     if not words:
@@ -93,6 +88,32 @@ def scan_dataset(root: Path | str, keyword: str = "sheila") -> DatasetIndex:
     if keyword not in words:
         raise DataError(f"no folder for keyword {keyword!r} in {root}; "
                         f"choose --keyword from: {', '.join(words)}")
+    return words
+
+
+def evaluation_only(root: Path) -> bool:
+    """True for folders made for scoring only (`kws-search data synth --engine festival`)."""
+    meta = root / "synth.json"
+    if not meta.is_file():
+        return False
+    try:
+        return bool(json.loads(meta.read_text()).get("evaluation_only", False))
+    except (ValueError, OSError):
+        return False
+
+
+def scan_dataset(root: Path | str, keyword: str = "sheila") -> DatasetIndex:
+    """Index a Speech Commands style folder for `keyword`; raise DataError when it cannot serve."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist; run `kws-search data synth` "
+                        "or pass --data PATH to a Speech Commands folder")
+    if evaluation_only(root):
+        raise DataError(f"{root} is an evaluation-only folder (voices nobody trains on); "
+                        "score models on it with `kws-search evaluate` or `run --cross-data`")
+    val_list = _read_list(root, "validation_list.txt")
+    test_list = _read_list(root, "testing_list.txt")
+    words = word_folders(root, keyword)
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     for word in words:
         label = int(word == keyword)
@@ -144,7 +165,7 @@ def fingerprint(index: DatasetIndex) -> str:
 
 def load_clips(index: DatasetIndex, split: str, sample_rate: int, length: int,
                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Audio [clips, length] and labels [clips] of one split.
+    """Audio [clips, length], labels [clips] and the skipped files' relative paths of a split.
 
     Unreadable files are skipped and logged with their count; more than 1% unreadable, or any
     unreadable keyword clip when few exist, is an error, since the numbers would no longer mean
@@ -154,18 +175,20 @@ def load_clips(index: DatasetIndex, split: str, sample_rate: int, length: int,
     audio = np.zeros((len(items), length), dtype=np.float32)
     keep = np.ones(len(items), dtype=bool)
     skipped: list[str] = []
+    first_error = ""
     for i, (rel, _) in enumerate(items):
         try:
             audio[i] = fit_length(read_wav(index.root / rel, sample_rate), length)
         except DataError as exc:
             keep[i] = False
-            skipped.append(str(exc))
+            skipped.append(rel)
+            first_error = first_error or str(exc)
     if skipped:
         logger.warning("skipped %d unreadable file(s) in the %s split, first: %s",
-                       len(skipped), split, skipped[0])
+                       len(skipped), split, first_error)
         if len(skipped) > MAX_SKIPPED_FRACTION * len(items):
             raise DataError(f"{len(skipped)} of {len(items)} files in the {split} split of "
-                            f"{index.root} are unreadable (first: {skipped[0]})")
+                            f"{index.root} are unreadable (first: {first_error})")
     labels = np.array([lab for _, lab in items], dtype=np.int64)
     return audio[keep], labels[keep], skipped
 

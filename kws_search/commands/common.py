@@ -9,6 +9,7 @@ from kws_search.study import default_storage
 from kws_search.teacher import teacher_path
 
 DEFAULT_DATA = Path("data/synth")
+DEFAULT_FESTIVAL = Path("data/festival")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -43,4 +44,11 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {value}")
     return value
