@@ -67,9 +67,12 @@ BABBLE_SENTENCES = (
 )
 
 CHUNK_CLIPS = 64  # clips rendered by one fresh copy of the library (and resampled as one batch)
-CLIPS_PER_SPEAKER = 30  # about what Speech Commands speakers recorded
+CLIPS_PER_SPEAKER = 20  # fewer clips each, so more speakers (1,200 by default)
 REPEAT_RATE = 1.2  # mean clips per (speaker, word) pair: most once, some twice (`_nohash_1`)
 MAX_RATE = 450  # eSpeak's words-per-minute ceiling
+# eSpeak intones a clause by its closing mark (falling, rising, exclaimed, continuing), so every
+# word is said with each tune, and a tune never tells the keyword apart
+INTONATIONS = ("", ".", "?", "!", ",")
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
@@ -85,14 +88,14 @@ class SynthConfig:
     """How the default dataset is made; stored in `synth.json` beside it."""
 
     keyword: str = "sheila"
-    n_clips: int = 20_000  # total clips, all words
-    keyword_fraction: float = 0.04  # "a few percent" are the keyword
+    n_clips: int = 24_000  # total clips, all words
+    keyword_fraction: float = 0.07  # enough keyword clips for >= 300 in validation and test
     confusable_fraction: float = 0.15  # share of confusable words among the rest
     seed: int = 0
     sample_rate: int = 16_000
     clip_seconds: float = 1.0
-    val_fraction: float = 0.1  # by speaker
-    test_fraction: float = 0.1  # by speaker
+    val_fraction: float = 0.2  # by speaker: about 336 keyword clips, so validation separates
+    test_fraction: float = 0.2  # models that differ by a few clips
     workers: int = 2
 
 
@@ -211,19 +214,19 @@ class _Resampler:
         return out[:, :math.ceil(self.new * n / self.orig)]
 
 
-def _trim(wav: np.ndarray, sample_rate: int, text: str) -> np.ndarray:
+def trim_word(wav: np.ndarray, sample_rate: int, text: str) -> np.ndarray:
     """Cut leading/trailing silence, scale to peak 1 and fade the edges; float32 [time]."""
     mag = np.abs(wav.astype(np.float32))
     peak = float(mag.max()) if mag.size else 0.0
     if peak == 0.0:
-        raise RuntimeError(f"eSpeak NG produced silence for {text!r}")
+        raise RuntimeError(f"the synthesizer produced silence for {text!r}")
     loud = np.flatnonzero(mag > 0.02 * peak)
     margin = int(0.01 * sample_rate)
     seg = wav[max(0, loud[0] - margin):loud[-1] + margin + 1].astype(np.float32) / peak
-    return _fade(seg, int(0.005 * sample_rate))
+    return fade_edges(seg, int(0.005 * sample_rate))
 
 
-def _fade(x: np.ndarray, n: int) -> np.ndarray:
+def fade_edges(x: np.ndarray, n: int) -> np.ndarray:
     n = min(n, x.shape[0] // 2)
     ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
     x[:n] *= ramp
@@ -235,13 +238,13 @@ def _speak_to_fit(es: _ESpeak, clip: _Clip, max_len: int) -> np.ndarray:
     """The word, trimmed; spoken faster (or finally cropped) when longer than `max_len`."""
     rate = clip.rate
     for _ in range(4):
-        seg = _trim(es.synth(clip.text, clip.voice, rate, clip.pitch, clip.pitch_range,
+        seg = trim_word(es.synth(clip.text, clip.voice, rate, clip.pitch, clip.pitch_range,
                              clip.seed), es.sample_rate, clip.text)
         if seg.shape[0] <= max_len or rate >= MAX_RATE:
             break
         rate = min(MAX_RATE, math.ceil(rate * seg.shape[0] / max_len * 1.1))
     if seg.shape[0] > max_len:
-        seg = _fade(seg[:max_len], int(0.02 * es.sample_rate))
+        seg = fade_edges(seg[:max_len], int(0.02 * es.sample_rate))
     return seg
 
 
@@ -256,14 +259,15 @@ def _render_chunk(task: tuple[str, list[_Clip], int, float]) -> int:
             start = int(clip.offset * (n_native - seg.shape[0]))
             batch[i, start:start + seg.shape[0]] = seg * clip.gain
         native_rate = es.sample_rate
-    audio = _fit(_Resampler(native_rate, sample_rate)(batch), round(clip_seconds * sample_rate))
+    audio = fit_samples(_Resampler(native_rate, sample_rate)(batch),
+                        round(clip_seconds * sample_rate))
     pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
     for clip, samples in zip(clips, pcm, strict=True):
         sf.write(Path(root) / clip.path, samples, sample_rate, subtype="PCM_16", format="WAV")
     return len(clips)
 
 
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
+def fit_samples(x: np.ndarray, n: int) -> np.ndarray:
     """Crop or zero-pad the last axis to `n`."""
     if x.shape[-1] >= n:
         return x[..., :n]
@@ -281,7 +285,7 @@ def _render_babble(task: tuple[list[tuple[str, int, int, int, int]], float, int]
             pos = int(rng.uniform(0, 2.0) * es.sample_rate)
             while pos < n:
                 text = BABBLE_SENTENCES[rng.integers(len(BABBLE_SENTENCES))]
-                seg = _trim(es.synth(text, voice, rate, pitch, pitch_range, seed + pos),
+                seg = trim_word(es.synth(text, voice, rate, pitch, pitch_range, seed + pos),
                             es.sample_rate, text)[:n - pos]
                 mix[pos:pos + seg.shape[0]] += seg * rng.uniform(0.5, 1.0)
                 pos += seg.shape[0] + int(rng.uniform(0.1, 0.8) * es.sample_rate)
@@ -303,7 +307,7 @@ def _spread(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return parts
 
 
-def _speaker_ids(seed: int, n: int) -> list[str]:
+def speaker_ids(seed: int, n: int) -> list[str]:
     ids: list[str] = []
     seen: set[str] = set()
     for i in range(n):
@@ -343,7 +347,7 @@ def _plan(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[_Clip
               *_spread(n_conf, len(words) - 1 - n_commands, rng)]
 
     n_spk = max(3, math.ceil(cfg.n_clips / CLIPS_PER_SPEAKER), math.ceil(n_kw / REPEAT_RATE))
-    ids = _speaker_ids(cfg.seed, n_spk)
+    ids = speaker_ids(cfg.seed, n_spk)
     order = np.random.default_rng([cfg.seed, 2]).permutation(n_spk)
     n_val = max(1, round(n_spk * cfg.val_fraction))
     n_test = max(1, round(n_spk * cfg.test_fraction))
@@ -382,15 +386,16 @@ def _plan(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[_Clip
     voices = [ACCENTS[rng.integers(len(ACCENTS))]
               + (f"+{v}" if (v := variants[rng.integers(len(variants))]) else "")
               for _ in range(n_spk)]
-    rates = rng.uniform(90, 190, n_spk)  # words per minute; isolated words are slow
-    pitches = rng.uniform(15, 85, n_spk)
-    ranges = rng.uniform(10, 90, n_spk)
+    rates = rng.uniform(80, 240, n_spk)  # words per minute; isolated words are slow
+    pitches = rng.uniform(5, 95, n_spk)  # eSpeak's 0..99 scale, nearly all of it
+    ranges = rng.uniform(5, 99, n_spk)
     levels = rng.uniform(-26, -3, n_spk)  # speaker loudness, dBFS peak
     clips: list[_Clip] = []
     for s, w, k in said:
         for n in range(k):
             clips.append(_Clip(
-                path=f"{words[w]}/{ids[s]}_nohash_{n}.wav", text=words[w], voice=voices[s],
+                path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
+                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))], voice=voices[s],
                 rate=int(np.clip(rates[s] * np.exp(rng.normal(0, 0.06)), 80, MAX_RATE)),
                 pitch=int(np.clip(pitches[s] + rng.normal(0, 3), 0, 99)),
                 pitch_range=int(np.clip(ranges[s] + rng.normal(0, 5), 0, 99)),
@@ -421,7 +426,7 @@ def _envelope(n: int, per_second: float, sample_rate: int, rng: np.random.Genera
     return np.interp(np.arange(n), np.linspace(0, n, knots.shape[0]), knots)
 
 
-def _noise(kind: str, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+def noise_recording(kind: str, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """One background recording made with numpy (not babble): float64 [n], arbitrary level."""
     t = np.arange(n) / sample_rate
     if kind in ("white_noise", "pink_noise", "brown_noise"):
@@ -454,7 +459,7 @@ def _noise(kind: str, n: int, sample_rate: int, rng: np.random.Generator) -> np.
     raise ValueError(f"unknown noise kind {kind!r}")
 
 
-def _write_noise(path: Path, x: np.ndarray, sample_rate: int) -> None:
+def write_noise(path: Path, x: np.ndarray, sample_rate: int) -> None:
     """Write at -20 dBFS RMS, peaks kept below full scale."""
     x = x - x.mean()
     x = x / (np.sqrt(np.mean(x**2)) + 1e-12) * 0.1
@@ -463,7 +468,7 @@ def _write_noise(path: Path, x: np.ndarray, sample_rate: int) -> None:
     sf.write(path, pcm, sample_rate, subtype="PCM_16", format="WAV")
 
 
-def _prepare_root(root: Path, overwrite: bool) -> None:
+def prepare_root(root: Path, overwrite: bool) -> None:
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         if overwrite and (root / "synth.json").is_file():
             shutil.rmtree(root)
@@ -484,7 +489,7 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
     """
     _check(cfg)
     root = Path(root)
-    _prepare_root(root, overwrite)
+    prepare_root(root, overwrite)
     start = time.perf_counter()
     ids, splits, clips = _plan(cfg)
     meta = {"config": asdict(cfg), "complete": False,
@@ -516,9 +521,9 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
     (root / NOISE_DIR).mkdir()
     for kind in NOISE_KINDS:
         n = int(seconds[kind] * cfg.sample_rate)
-        x = _fit(babble_audio, n) if kind == "babble" else _noise(kind, n, cfg.sample_rate,
-                                                                  noise_rng)
-        _write_noise(root / NOISE_DIR / f"{kind}.wav", x, cfg.sample_rate)
+        x = (fit_samples(babble_audio, n) if kind == "babble"
+             else noise_recording(kind, n, cfg.sample_rate, noise_rng))
+        write_noise(root / NOISE_DIR / f"{kind}.wav", x, cfg.sample_rate)
 
     split_of_speaker = {ids[s]: name for name, members in splits.items() for s in members}
     split_of = {c.path: split_of_speaker[c.path.split("/")[1][:8]] for c in clips}
@@ -526,10 +531,10 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
         lines = sorted(p for p, s in split_of.items() if s == split)
         (root / name).write_text("".join(f"{p}\n" for p in lines))
 
-    words = sorted({c.text for c in clips})
+    words = sorted({c.path.split("/")[0] for c in clips})
     summary = {
         "clips": len(clips),
-        "clips_per_word": {w: sum(c.text == w for c in clips) for w in words},
+        "clips_per_word": {w: sum(c.path.startswith(f"{w}/") for c in clips) for w in words},
         "speakers": len(ids),
         "speakers_per_split": {s: len(v) for s, v in splits.items()},
         "clips_per_split": {s: sum(v == s for v in split_of.values()) for s in splits},

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws_search.commands.common import DEFAULT_DATA, positive_int
+from kws_search.commands.common import DEFAULT_DATA, DEFAULT_FESTIVAL, positive_int
+
+DEFAULT_CLIPS = 24_000
 
 HELP = """examples:
-  kws-search data synth                          # 20,000 clips under data/synth
+  kws-search data synth                          # 24,000 clips under data/synth
   kws-search data synth --clips 2000 --out data/small --seed 1
+  kws-search data synth --engine festival        # evaluation-only folder data/festival
   kws-search data info --data ~/speech_commands_v0.01 --keyword sheila
 """
 
@@ -20,9 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     synth = actions.add_parser("synth", help="synthesize the default dataset with eSpeak NG",
                                epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    synth.add_argument("--out", type=Path, default=DEFAULT_DATA,
-                       help="folder (default: %(default)s)")
-    synth.add_argument("--clips", type=positive_int, default=20_000, help="total clips")
+    synth.add_argument("--engine", choices=("espeak", "festival"), default="espeak",
+                       help="espeak: the training dataset (default); festival: an "
+                            "evaluation-only folder of voices nobody trains on, for "
+                            "`evaluate` and `run --cross-data` (needs Debian's festival)")
+    synth.add_argument("--out", type=Path, default=None,
+                       help=f"folder (default: {DEFAULT_DATA}, or {DEFAULT_FESTIVAL} for "
+                            "--engine festival)")
+    synth.add_argument("--clips", type=positive_int, default=None,
+                       help=f"total clips for espeak (default: {DEFAULT_CLIPS})")
+    synth.add_argument("--speakers", type=positive_int, default=40,
+                       help="festival: speakers per Festival voice (default: %(default)s)")
     synth.add_argument("--keyword", default="sheila")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=positive_int, default=2)
@@ -37,13 +48,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    if args.engine == "festival":
+        return _run_festival(args)
     from kws_search.synth import SynthConfig, synthesize
 
-    config = SynthConfig(keyword=args.keyword, n_clips=args.clips, seed=args.seed,
-                         workers=args.workers)
-    summary = synthesize(args.out, config, progress=True, overwrite=args.force)
-    seconds = summary.get("seconds", float("nan"))
-    print(f"wrote {args.clips} clips to {args.out} in {seconds:.1f} s")
+    out = args.out or DEFAULT_DATA
+    config = SynthConfig(keyword=args.keyword, n_clips=args.clips or DEFAULT_CLIPS,
+                         seed=args.seed, workers=args.workers)
+    summary = synthesize(out, config, progress=True, overwrite=args.force)
+    print(f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s")
+    for split, n in summary["clips_per_split"].items():
+        print(f"  {split:10s} {n:6d} clips, {summary['keyword_clips_per_split'][split]:5d} "
+              f"{args.keyword!r}")
+    return 0
+
+
+def _run_festival(args: argparse.Namespace) -> int:
+    from kws_search.festival import FestivalConfig, synthesize_festival
+
+    if args.clips is not None:
+        raise ValueError("--clips is for the espeak engine; use --speakers with --engine festival")
+    out = args.out or DEFAULT_FESTIVAL
+    config = FestivalConfig(keyword=args.keyword, speakers_per_voice=args.speakers,
+                            seed=args.seed, workers=args.workers)
+    summary = synthesize_festival(out, config, progress=True, overwrite=args.force)
+    print(f"wrote {summary['clips']} clips ({summary['keyword_clips']} {args.keyword!r}, "
+          f"{summary['speakers']} speakers) to {out} in {summary['seconds']:.1f} s; "
+          "evaluation only: `kws-search evaluate MODEL --data "
+          f"{out}` or `kws-search run --cross-data {out}`")
     return 0
 
 

@@ -1,0 +1,56 @@
+"""The Festival cross-engine folder: layout, evaluation-only marker, determinism, install hint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import soundfile as sf
+
+from kws_search.data import DataError, scan_dataset
+from kws_search.festival import VOICES, FestivalConfig, plan_clips, synthesize_festival
+from kws_search.synth import CONFUSABLE_WORDS, SynthConfig
+
+needs_festival = pytest.mark.skipif(
+    shutil.which("festival") is None and os.environ.get("CI") != "true",
+    reason="Festival not installed (bash .ci/festival.sh); CI installs it")
+TINY = FestivalConfig(speakers_per_voice=1, clips_per_speaker=30)
+
+
+@needs_festival
+def test_festival_folder_is_evaluation_only_and_repeats(tmp_path):
+    summary = synthesize_festival(tmp_path / "a", TINY, progress=False)
+    root = tmp_path / "a"
+    assert summary["keyword_clips"] >= len(VOICES) and summary["speakers"] == len(VOICES)
+    assert 30 * len(VOICES) <= summary["clips"] <= 31 * len(VOICES)
+    wavs = sorted(p for p in root.glob("*/*.wav") if p.parent.name != "_background_noise_")
+    assert len(wavs) == summary["clips"]
+    audio, sr = sf.read(wavs[0])
+    assert sr == 16_000 and audio.shape == (16_000,) and abs(audio).max() > 0.01
+    assert not (root / "validation_list.txt").exists()
+    assert json.loads((root / "synth.json").read_text())["evaluation_only"] is True
+    assert len(list((root / "_background_noise_").glob("*.wav"))) == 7
+    with pytest.raises(DataError, match="evaluation-only"):
+        scan_dataset(root, "sheila")
+    synthesize_festival(tmp_path / "b", TINY, progress=False)
+    for wav in wavs[:20]:
+        assert wav.read_bytes() == (tmp_path / "b" / wav.relative_to(root)).read_bytes()
+
+
+def test_missing_festival_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DataError, match=r"\.ci/festival\.sh"):
+        synthesize_festival(tmp_path / "out", TINY, progress=False)
+    assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+def test_words_come_in_the_training_sets_proportions():
+    clips = plan_clips(FestivalConfig())
+    words = [c.path.split("/")[0] for c in clips]
+    share = words.count("sheila") / len(words)
+    assert abs(share - SynthConfig.keyword_fraction) < 0.01
+    confusable = sum(w in CONFUSABLE_WORDS for w in words) / (len(words) - words.count("sheila"))
+    assert abs(confusable - SynthConfig.confusable_fraction) < 0.02
+    assert len({c.path for c in clips}) == len(clips)  # no file written twice
