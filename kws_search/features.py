@@ -1,8 +1,9 @@
 """Log-mel features, noise mixing, and the on-disk feature cache.
 
 Noise is mixed into the waveform before the log-mel. Validation and test get one fixed, seeded
-noisy copy each, so their numbers repeat; train gets `train_variants` noisy, time-shifted
-copies, and each epoch picks one copy per clip. All of it is computed once, cached on disk under
+noisy copy each, so their numbers repeat; train gets `train_variants` augmented copies (speed,
+room, time shift, noise, vocal-tract warp, channel colour: kws_search.augment), and each epoch
+picks one copy per clip. All of it is computed once, cached on disk under
 a key made of the dataset fingerprint and this config, and loaded in about a second afterwards.
 Training then only gathers rows of an in-memory tensor, so the data pipeline stays cheap.
 """
@@ -23,11 +24,12 @@ import torchaudio
 from torch import nn
 from tqdm.auto import tqdm
 
+from kws_search import augment
 from kws_search.data import DatasetIndex, load_clips, load_noise, scan_dataset
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,14 @@ class FeatureConfig:
     snr_high: float = 15.0
     noise_prob: float = 0.8
     max_shift: float = 0.1  # seconds of random time shift for train copies
-    train_variants: int = 4
+    train_variants: int = 8  # augmented copies of each train clip; an epoch picks one per clip
+    # augmentation of train copies (kws_search.augment); 0 turns a lever off
+    speed: float = 0.15  # speed perturbation: 1 +- speed
+    reverb_prob: float = 0.5  # share of copies in a simulated room
+    rt60_low: float = 0.1
+    rt60_high: float = 0.8
+    vtlp: float = 0.12  # vocal-tract-length warp factor: 1 +- vtlp
+    colour_prob: float = 0.5  # share of copies through a random channel response
     seed: int = 0
 
     @property
@@ -135,6 +144,29 @@ def log_mel(audio: np.ndarray, config: FeatureConfig, batch: int = 1024) -> torc
     return torch.cat(parts)
 
 
+def augmented_log_mel(audio: np.ndarray, noise: list[np.ndarray], config: FeatureConfig,
+                      rng: np.random.Generator, batch: int = 1024) -> torch.Tensor:
+    """One augmented train copy: float16 log-mel [clips, n_mels, frames] of waveforms
+    [clips, samples]: speed, reverberation, time shift and noise, then vocal-tract warp and
+    channel colouring of the power spectrum (see kws_search.augment)."""
+    front = LogMel(config).mel
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, audio.shape[0], batch):
+            x = torch.from_numpy(audio[start:start + batch])
+            x = augment.speed_perturb(x, config.speed, rng, config.sample_rate)
+            x = augment.reverberate(x, config.reverb_prob, (config.rt60_low, config.rt60_high),
+                                    rng, config.sample_rate)
+            x = torch.from_numpy(mix_noise(x.numpy(), noise, rng, config, shift=True))
+            power = front.spectrogram(x)  # [clips, bins, frames]
+            power = augment.warp_frequencies(power, config.vtlp, rng)
+            power = augment.colour(power, config.colour_prob, rng, config.sample_rate)
+            parts.append(torch.log(front.mel_scale(power).clamp(min=1e-9, max=1e9)).half())
+    if not parts:
+        return torch.zeros(0, config.n_mels, config.frames, dtype=torch.float16)
+    return torch.cat(parts)
+
+
 def compute_features(index: DatasetIndex, config: FeatureConfig,
                      progress: bool = True) -> FeatureSet:
     """Read, mix and transform every clip of `index` (the slow path behind the cache)."""
@@ -162,8 +194,7 @@ def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray]
     for v in range(config.train_variants):
         rng = np.random.default_rng([config.seed, v])
         bar.set_postfix_str(f"log-mel train copy {v + 1}")
-        variants.append(log_mel(mix_noise(loaded["train"][0], noise, rng, config, shift=True),
-                                config))
+        variants.append(augmented_log_mel(loaded["train"][0], noise, config, rng))
         bar.update()
     return FeatureSet(config, index.fingerprint, index.keyword, torch.stack(variants),
                       loaded["train"][1], out["validation"], loaded["validation"][1],
