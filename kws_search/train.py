@@ -42,6 +42,17 @@ class TrainConfig:
     time_mask: int = 35
     samples_per_epoch: int = 0  # 0: one pass worth of clips
     seed: int = 0
+    # 0: warm-up then cosine decay over `epochs`. > 0: train to convergence: the rate halves
+    # after `patience` epochs without a better validation quality, and training stops at the
+    # next such stall after `lr_drops` halvings (or at `epochs`).
+    patience: int = 0
+    lr_drops: int = 3
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or self.patience < 0:
+            raise ValueError(f"epochs and batch_size must be >= 1, lr > 0 and patience >= 0; "
+                             f"got epochs={self.epochs}, batch_size={self.batch_size}, "
+                             f"lr={self.lr}, patience={self.patience}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +95,11 @@ def warmup_cosine(total: int, warmup_share: float = 0.05) -> Callable[[int], flo
     return factor
 
 
+def warmup_constant(warmup: int) -> Callable[[int], float]:
+    """LR factor per step: linear warm-up over `warmup` steps, then constant."""
+    return lambda step: min(1.0, (step + 1) / max(1, warmup))
+
+
 def balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
     """`count` clip indices drawn with replacement so both classes are equally likely."""
     per_class = torch.bincount(labels, minlength=2).float()
@@ -106,8 +122,10 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
     variants, n_clips = features.train.shape[:2]
     per_epoch = config.samples_per_epoch or n_clips
     steps = max(1, per_epoch // config.batch_size)
+    plateau = config.patience > 0
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(steps * config.epochs))
+        optimizer, warmup_constant(steps) if plateau else warmup_cosine(steps * config.epochs))
+    stalls = drops = 0
     val_x, val_y = features.split("validation")
     result = TrainResult(best_quality=float("inf"), best_epoch=-1)
     best_state = copy.deepcopy(model.state_dict())
@@ -142,8 +160,18 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
         if quality < result.best_quality:
             result.best_quality, result.best_epoch = quality, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
+            stalls = 0
+        elif plateau:
+            stalls += 1
+            if stalls >= config.patience:
+                if drops == config.lr_drops:
+                    logger.info("%s converged: no better validation for %d epochs after %d "
+                                "halvings of the rate", desc, stalls, drops)
+                    break
+                drops, stalls = drops + 1, 0
+                scheduler.base_lrs = [lr / 2 for lr in scheduler.base_lrs]
         bar.set_postfix(loss=f"{total / steps:.4f}", val=f"{quality:.2e}",
-                        best=f"{result.best_quality:.2e}")
+                        best=f"{result.best_quality:.2e}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         logger.debug("%s epoch %d loss %.4f val %.3e", desc, epoch + 1, total / steps, quality)
     model.load_state_dict(best_state)
     model.eval()

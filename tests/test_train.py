@@ -63,3 +63,21 @@ def test_balanced_sampling_and_spec_augment():
     x = torch.randn(4, 40, 101)
     masked = spec_augment(x.clone(), 15, 35, g)
     assert (masked != x).any()
+
+
+def test_converged_recipe_stops_when_validation_stalls(tiny_features, caplog):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=50, lr=1e-2, batch_size=32, patience=1, lr_drops=1,
+                         spec_augment=False)
+    with caplog.at_level("INFO", logger="kws_search.train"):
+        result = train(CRNN(SMALL), tiny_features, config)
+    assert len(result.history) < 50  # stopped early: the tiny set is learned in a few epochs
+    assert "converged" in caplog.text
+    assert result.best_quality == min(h["val_quality"] for h in result.history)
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(lr=-1e-3),
+                                 dict(patience=-1)])
+def test_nonsense_training_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="epochs and batch_size"):
+        TrainConfig(**bad)
