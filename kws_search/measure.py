@@ -42,6 +42,60 @@ def au_fa_fr(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
     return float(np.sum((fa[:-1] - fa[1:]) * (fr[:-1] + fr[1:]) / 2))
 
 
+def bootstrap_counts(labels: np.ndarray | torch.Tensor, resamples: int = 200,
+                     seed: int = 0) -> np.ndarray:
+    """How often each clip is drawn in each resample, [resamples, clips].
+
+    Stratified: positives are drawn from positives and negatives from negatives, so every
+    resample keeps the class counts. The draws depend only on the class counts and `seed`, so
+    models scored on one split are resampled alike (paired intervals).
+    """
+    y = np.asarray(labels).ravel().astype(bool)
+    n = y.shape[0]
+    rng = np.random.default_rng(seed)
+    offsets = (np.arange(resamples) * n)[:, None]  # flat index of clip 0 in each resample
+    draws = []
+    for members in (np.flatnonzero(y), np.flatnonzero(~y)):
+        if members.size:
+            picks = rng.integers(0, members.size, size=(resamples, members.size))
+            draws.append((members[picks] + offsets).ravel())
+    flat = np.concatenate(draws) if draws else np.zeros(0, dtype=np.int64)
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n)
+
+
+def bootstrap_interval(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                       resamples: int = 200, level: float = 0.9,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `au_fa_fr` over clips: (5th, 95th) percentile at 0.9.
+
+    Each resample is a count per clip (`bootstrap_counts`), so all resamples are scored at
+    once: sort once, sum the counts of tied probabilities, and the area is the sum over
+    distinct values v < 1 of neg(v) x (pos(< v) + pos(v) / 2) / N^2, the trapezoids of
+    `au_fa_fr` (probabilities within 0..1).
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if p.shape != y.shape:
+        raise ValueError(f"probs and labels differ in length: {p.shape[0]} vs {y.shape[0]}")
+    if p.shape[0] == 0:
+        raise ValueError("bootstrap_interval needs at least one prediction")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be within (0, 1), got {level}")
+    n = p.shape[0]
+    order = np.argsort(p, kind="stable")
+    sorted_p, sorted_y = p[order], y[order]
+    counts = bootstrap_counts(y, resamples, seed)[:, order]  # [resamples, clips], sorted
+    starts = np.flatnonzero(np.concatenate(([True], sorted_p[1:] != sorted_p[:-1])))
+    pos = np.add.reduceat(counts * sorted_y, starts, axis=1)  # [resamples, distinct values]
+    neg = np.add.reduceat(counts * ~sorted_y, starts, axis=1)
+    pos_below = np.cumsum(pos, axis=1) - pos
+    crossed = sorted_p[starts] < 1.0  # clips at p = 1 fire at every threshold
+    areas = ((neg * (pos_below + pos / 2)) * crossed).sum(axis=1) / n**2  # [resamples]
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(areas, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def suggest_threshold(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
                       max_fa_rate: float) -> float:
     """Lowest threshold whose false-alarm rate (share of negatives with p >= t) <= max_fa_rate.
@@ -110,8 +164,14 @@ def predict(model: nn.Module, features: torch.Tensor, batch: int = 1024) -> np.n
 def score(model: nn.Module, features: torch.Tensor, labels: torch.Tensor,
           max_fa_rate: float = THRESHOLD_FA_RATE) -> tuple[float, float]:
     """FA/FR area and the suggested detection threshold of `model` on one split."""
-    probs = predict(model, features)
-    return au_fa_fr(probs, labels.numpy()), suggest_threshold(probs, labels.numpy(), max_fa_rate)
+    return score_probs(predict(model, features), labels, max_fa_rate)
+
+
+def score_probs(probs: np.ndarray, labels: np.ndarray | torch.Tensor,
+                max_fa_rate: float = THRESHOLD_FA_RATE) -> tuple[float, float]:
+    """`score` of probabilities already predicted (so callers can reuse them)."""
+    labels = np.asarray(labels)
+    return au_fa_fr(probs, labels), suggest_threshold(probs, labels, max_fa_rate)
 
 
 def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:

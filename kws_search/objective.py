@@ -21,8 +21,16 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
+from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureSet
-from kws_search.measure import count_macs, evaluate, latency_ms, score
+from kws_search.measure import (
+    bootstrap_interval,
+    count_macs,
+    evaluate,
+    latency_ms,
+    predict,
+    score_probs,
+)
 from kws_search.models import CRNN, count_parameters
 from kws_search.quantize import (
     prepare_for_training,
@@ -42,6 +50,27 @@ QUALITY_MARGIN = 1.1
 CONSTRAINTS_KEY = "constraints"  # the list form optuna-dashboard greys out as infeasible
 
 
+@dataclass(frozen=True)
+class CrossSet:
+    """Clips of another speech synthesizer (voices nobody trains on), scored for the record.
+
+    Never used for training, validation, selection, the objectives or the constraint.
+    """
+
+    eval_set: EvalSet
+    features: torch.Tensor  # [clips, n_mels, frames]
+    teacher: dict[str, float]  # `cross_summary` of the teacher at its own threshold
+
+
+def cross_summary(model: torch.nn.Module, cross: CrossSet, threshold: float) -> dict[str, float]:
+    """Quality, normalized quality, detected share of keyword clips and FA rate of `model` on
+    the cross set, detecting at `threshold` (the model's own, from validation)."""
+    result = summarize(predict(model, cross.features), cross.eval_set, threshold)
+    return {"quality": result["quality"], "quality_norm": result["quality_norm"],
+            "detected": result["detected"] / max(1, result["keyword_clips"]),
+            "fa": result["fa"]}
+
+
 @dataclass
 class SearchContext:
     """What every trial shares; built once per worker process."""
@@ -51,6 +80,7 @@ class SearchContext:
     teacher_metrics: dict[str, Any]
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
     artifact_store: FileSystemArtifactStore | None = None
+    cross: CrossSet | None = None  # recorded only (`run --cross-data`)
 
     @property
     def quality_bar(self) -> float:
@@ -83,12 +113,17 @@ def make_objective(context: SearchContext, space: SearchSpace,
             raise
         deployed = quantize(student, config.quant, context.calibration)
         train_seconds = time.perf_counter() - start
-        quality, threshold = score(deployed, *features.split("validation"))
+        val_probs = predict(deployed, features.validation)
+        val_labels = features.validation_labels.numpy()
+        quality, threshold = score_probs(val_probs, val_labels)
         if not math.isfinite(quality):
             raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")
+        quality_lo, quality_hi = bootstrap_interval(val_probs, val_labels)
         float_twin = CRNN(config.model)  # MACs depend on shapes only
         measures = {
             "val_quality": quality,
+            "val_quality_lo": quality_lo,
+            "val_quality_hi": quality_hi,
             "test_quality": evaluate(deployed, *features.split("test")),
             "float_val_quality": result.best_quality,
             "best_epoch": result.best_epoch,
@@ -106,6 +141,9 @@ def make_objective(context: SearchContext, space: SearchSpace,
         compression = teacher["bytes"] / measures["bytes"]
         measures.update(speedup=speedup, compression=compression,
                         latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
+        if context.cross is not None:  # recorded only: never an objective or the constraint
+            cross = cross_summary(deployed, context.cross, threshold)
+            measures.update({f"cross_{k}": v for k, v in cross.items()})
         for key, value in measures.items():
             trial.set_user_attr(key, value)
         trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY,

@@ -37,9 +37,13 @@ logger = logging.getLogger(__name__)
 SEED_RESULTS: tuple[tuple[str, float, float], ...] = (
     ("000", 10.1, 8.8), ("001", 9.65, 10.1), ("002", 10.0, 38.0), ("004", 10.9, 10.3))
 TARGET = 10.0  # the task: 10x faster and 10x smaller
-MEASURES = ("val_quality", "test_quality", "float_val_quality", "best_epoch", "macs", "bytes",
-            "state_dict_bytes", "params", "latency_ms", "latency_speedup", "quant",
-            "quantized_modules", "train_seconds", "checkpoint_artifact")
+MEASURES = ("val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
+            "float_val_quality", "best_epoch", "macs", "bytes", "state_dict_bytes", "params",
+            "latency_ms", "latency_speedup", "quant", "quantized_modules", "train_seconds",
+            "checkpoint_artifact")
+# Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
+CROSS_MEASURES = ("cross_quality", "cross_quality_norm", "cross_detected", "cross_fa")
+CI_COLUMN = "val 90% CI"  # bootstrap interval of val_quality, as `lo–hi`
 FIGURES = {"quality_vs_macs": "Quality vs MACs (Metric-FLOPs)",
            "quality_vs_bytes": "Quality vs size (Metric-Memory)",
            "speedup_vs_compression": "Speed-up vs compression",
@@ -58,6 +62,8 @@ class StudyInfo:
     name: str
     teacher: dict[str, Any]
     quality_bar: float | None
+    teacher_cross: dict[str, Any] = field(default_factory=dict)  # empty without --cross-data
+    cross_data: str | None = None
 
 
 @dataclass
@@ -97,7 +103,22 @@ def load_study(study_name: str, storage: str, require_trials: bool = True) -> op
 
 def study_info(study: optuna.Study) -> StudyInfo:
     attrs = study.user_attrs
-    return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"))
+    return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"),
+                     dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"))
+
+
+def interval_text(lo: float | None, hi: float | None, spec: str = ".3g") -> str:
+    """`lo–hi` of a quality interval, or "" where it was not measured (older trials)."""
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"{lo:{spec}}–{hi:{spec}}"
+
+
+def cross_text(numbers: dict[str, Any]) -> str:
+    """One line of a model's cross-engine numbers (`cross_summary` keys)."""
+    return (f"quality {numbers['quality']:.3g} (normalized {numbers['quality_norm']:.3g}), "
+            f"detected {numbers['detected']:.1%} of keyword clips, false alarms "
+            f"{numbers['fa']:.2%}")
 
 
 def trials_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
@@ -120,7 +141,10 @@ def trials_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
         row["duration_s"] = t.duration.total_seconds() if t.duration else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
-    head = ["number", "state", "feasible", "on_front", *OBJECTIVES, "constraint", *MEASURES]
+    measures = list(MEASURES)
+    at = measures.index("test_quality") + 1
+    measures[at:at] = [c for c in CROSS_MEASURES if c in table.columns]
+    head = ["number", "state", "feasible", "on_front", *OBJECTIVES, "constraint", *measures]
     tail = ["fail_reason", "datetime_start", "duration_s"]
     rest = sorted(c for c in table.columns if c not in head + tail)
     extra = [c for c in rest if not c.startswith("params_")]
@@ -129,8 +153,11 @@ def trials_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
 
 
 def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
-    """The feasible front with test quality beside validation quality (over-fitting check)."""
+    """The feasible front with test quality beside validation quality (over-fitting check),
+    the validation interval, and cross-engine quality where the study recorded it."""
     front = table[table["on_front"]].sort_values("quality").copy()
+    front[CI_COLUMN] = [interval_text(lo, hi) for lo, hi in
+                        zip(front["val_quality_lo"], front["val_quality_hi"], strict=True)]
     val = front["val_quality"].astype(float)
     test = front["test_quality"].astype(float)
     front["test_val_ratio"] = (test / val.where(val > 0)).astype(float)
@@ -138,9 +165,10 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
     front["test_within_bar"] = (test <= QUALITY_MARGIN * teacher_test
                                 if teacher_test is not None else pd.NA)
     params = [c for c in table.columns if c.startswith("params_")]
-    columns = ["number", "quant", "val_quality", "test_quality", "test_val_ratio",
-               "test_within_bar", "speedup", "compression", "latency_ms", "latency_speedup",
-               "params", "macs", "bytes", *params]
+    cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
+    columns = ["number", "quant", "val_quality", CI_COLUMN, "test_quality", "test_val_ratio",
+               "test_within_bar", *cross, "speedup", "compression", "latency_ms",
+               "latency_speedup", "params", "macs", "bytes", *params]
     return front[columns].reset_index(drop=True)
 
 
@@ -417,10 +445,12 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
              "padding:2px 6px;text-align:right}iframe{border:0;width:100%;height:720px}"
              "</style></head><body>",
              f"<h1>Study {html.escape(info.name)}</h1><p>{html.escape(summary)}</p>",
-             f"<p>teacher: validation quality {_fmt(teacher.get('val_quality'))}, test "
+             f"<p>teacher: validation quality {_fmt(teacher.get('val_quality'))}"
+             f"{html.escape(_teacher_ci(info))}, test "
              f"{_fmt(teacher.get('test_quality'))}, {_fmt(teacher.get('macs'))} MACs, "
              f"{_fmt(teacher.get('bytes'))} bytes; bar ({QUALITY_MARGIN:g}x validation) {bar}"
-             "</p><p>tables: " + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
+             f"</p>{f'<p>{html.escape(_cross_note(info))}</p>' if info.teacher_cross else ''}"
+             "<p>tables: " + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
              + "</p><h2>Feasible Pareto front (test quality beside validation)</h2>",
              "<div style='overflow-x:auto'>"
              + front.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
@@ -444,7 +474,8 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
     files: list[Path] = []
     for name, frame in (("trials", table), ("front", front)):
         frame.to_csv(folder / f"{name}.csv", index=False)
-        (folder / f"{name}.md").write_text(_markdown_page(name, frame, info))
+        (folder / f"{name}.md").write_text(_markdown_page(name, frame, info),
+                                            encoding="utf-8")
         files += [folder / f"{name}.csv", folder / f"{name}.md"]
     figures = {"quality_vs_macs": metric_figure(table, info, "macs"),
                "quality_vs_bytes": metric_figure(table, info, "bytes"),
@@ -460,18 +491,31 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
         files += written
     progress = summarize(study)
     index = folder / "index.html"
-    index.write_text(_index_html(info, progress, front, figures, files[:4]))
+    index.write_text(_index_html(info, progress, front, figures, files[:4]),
+                     encoding="utf-8")
     files.append(index)
     notes = [] if info.teacher else ["study has no teacher attributes: no teacher point"]
     return Report(folder, files, figures, table, front, progress, png_error, notes)
 
 
+def _teacher_ci(info: StudyInfo) -> str:
+    ci = interval_text(info.teacher.get("val_quality_lo"), info.teacher.get("val_quality_hi"))
+    return f" ({CI_COLUMN} {ci})" if ci else ""
+
+
+def _cross_note(info: StudyInfo) -> str:
+    return (f"cross-engine set {info.cross_data or '(unknown folder)'} (other voices; recorded "
+            f"only, never used to train or select): teacher {cross_text(info.teacher_cross)}")
+
+
 def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo) -> str:
     teacher = info.teacher
     head = (f"# {'Trials' if name == 'trials' else 'Feasible Pareto front'} of study "
-            f"{info.name}\n\nteacher validation quality {_fmt(teacher.get('val_quality'))}, "
-            f"test {_fmt(teacher.get('test_quality'))}; bar ({QUALITY_MARGIN:g}x validation) "
-            f"{_fmt(info.quality_bar)}\n\n")
+            f"{info.name}\n\nteacher validation quality {_fmt(teacher.get('val_quality'))}"
+            f"{_teacher_ci(info)}, test {_fmt(teacher.get('test_quality'))}; bar "
+            f"({QUALITY_MARGIN:g}x validation) {_fmt(info.quality_bar)}\n\n")
+    if info.teacher_cross:
+        head += _cross_note(info) + "\n\n"
     if name == "front":
         head += ("test_val_ratio = test_quality / val_quality: well above 1 means the search "
                  "picked students that fit the validation split by luck.\n\n")

@@ -20,7 +20,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,15 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.distill import TeacherOutputs, teacher_outputs
-from kws_search.features import FeatureConfig, prepare_features
+from kws_search.evaluate import eval_features, load_eval_set
+from kws_search.features import FeatureConfig, FeatureSet, prepare_features
+from kws_search.measure import bootstrap_interval, predict
 from kws_search.objective import (
     DIRECTIONS,
     OBJECTIVES,
+    CrossSet,
     SearchContext,
+    cross_summary,
     feasible,
     make_objective,
 )
@@ -88,6 +92,7 @@ class RunSettings:
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = GRACE_PERIOD
     threads: int = 1  # torch threads per worker: small students train fastest on one
+    cross_data: Path | None = None  # clips of another synthesizer, scored for the record only
 
 
 def default_storage(study: str, studies_dir: Path | str = "studies") -> str:
@@ -211,12 +216,38 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     features = prepare_features(settings.data, settings.keyword, settings.features,
                                 settings.cache_dir, progress=progress)
     teacher, metrics = load_teacher(settings.teacher, features)
+    metrics = _with_quality_interval(metrics, teacher, features)
     outputs = _cached_teacher_outputs(teacher, features, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]
     store = FileSystemArtifactStore(str(_ensure_dir(
         settings.artifact_dir or artifact_dir_for(settings.storage, settings.study))))
-    return SearchContext(features, outputs, metrics, features.train[0, pick].float(), store)
+    cross = None
+    if settings.cross_data is not None:
+        cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
+    return SearchContext(features, outputs, metrics, features.train[0, pick].float(), store,
+                         cross)
+
+
+def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
+                           features: FeatureSet) -> dict[str, Any]:
+    """Teacher metrics with the validation interval; teachers saved before it was measured
+    get it here (one pass over the validation split)."""
+    if "val_quality_lo" in metrics:
+        return metrics
+    labels = features.validation_labels.numpy()
+    lo, hi = bootstrap_interval(predict(teacher, features.validation), labels)
+    return {**metrics, "val_quality_lo": lo, "val_quality_hi": hi}
+
+
+def _cross_set(settings: RunSettings, teacher: torch.nn.Module, threshold: float) -> CrossSet:
+    """The cross-engine clips, their features, and the teacher's numbers on them."""
+    eval_set = load_eval_set(settings.cross_data, settings.keyword, settings.features)
+    cross = CrossSet(eval_set, eval_features(eval_set, settings.features), {})
+    cross = replace(cross, teacher=cross_summary(teacher, cross, threshold))
+    logger.info("cross-engine set %s: %d clips, teacher quality %.3e", eval_set.describe(),
+                len(eval_set.paths), cross.teacher["quality"])
+    return cross
 
 
 def _ensure_dir(path: Path) -> Path:
@@ -256,6 +287,9 @@ def record_study_info(study: optuna.Study, settings: RunSettings, context: Searc
         "artifact_dir": str(Path(context.artifact_store._base_path).resolve())
         if context.artifact_store else "",
     }
+    if context.cross is not None:  # recorded only; absent without --cross-data
+        info["cross_data"] = str(Path(context.cross.eval_set.root).resolve())
+        info["teacher_cross"] = dict(context.cross.teacher)
     for key, value in info.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)

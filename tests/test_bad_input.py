@@ -170,6 +170,17 @@ def test_an_unknown_sampler_is_an_error(kept, tiny_data, tiny_teacher, tmp_path,
     assert snapshot(url) == before
 
 
+def test_a_missing_cross_data_folder_is_an_error(kept, tiny_data, tiny_teacher, tmp_path,
+                                                 capsys):
+    url, before = kept
+    missing = tmp_path / "festival"
+    argv = run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", "tiny",
+                    "--cross-data", str(missing))
+    assert main(argv) == 1
+    assert f"--cross-data {missing} is not a folder" in error_line(capsys)
+    assert snapshot(url) == before
+
+
 def test_bad_data_for_an_existing_study_is_an_error_and_keeps_it(kept, tiny_data, tiny_teacher,
                                                                 tmp_path, capsys):
     url, before = kept

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from kws_search.measure import au_fa_fr, count_macs, latency_ms
+from kws_search.measure import (
+    au_fa_fr,
+    bootstrap_counts,
+    bootstrap_interval,
+    count_macs,
+    latency_ms,
+)
 from kws_search.models import CRNN, CRNNConfig
 
 
@@ -73,3 +79,51 @@ def test_macs_of_the_teacher_and_a_small_student():
 def test_latency_is_positive():
     model = CRNN(CRNNConfig(hidden=8))
     assert latency_ms(model, torch.zeros(1, 40, 101), repeats=3, warmup=1) > 0
+
+
+def noisy_scores(n: int, seed: int = 0, share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and overlapping probabilities of a mediocre model on n clips."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < share
+    return np.clip(rng.normal(labels * 0.4 + 0.3, 0.25), 0, 1), labels
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_scores_each_resample_as_au_fa_fr_does(ties):
+    probs, labels = noisy_scores(300, seed=3)
+    if ties:
+        probs = np.round(probs * 4) / 4  # many ties, exact 0 and 1 included
+    counts = bootstrap_counts(labels, resamples=40, seed=5)
+    assert (counts.sum(axis=1) == labels.size).all()
+    assert (counts[:, labels].sum(axis=1) == labels.sum()).all()  # stratified: class counts kept
+    slow = [au_fa_fr(np.repeat(probs, c), np.repeat(labels, c)) for c in counts]
+    assert bootstrap_interval(probs, labels, resamples=40, seed=5) == pytest.approx(
+        tuple(np.percentile(slow, [5, 95])), abs=1e-12)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_narrows_with_clips():
+    widths = []
+    for n in (300, 3000):
+        probs, labels = noisy_scores(n, seed=1)
+        lo, hi = bootstrap_interval(probs, labels)
+        assert lo <= au_fa_fr(probs, labels) <= hi
+        widths.append(hi - lo)
+    assert 0 < widths[1] < widths[0] / 2  # about 1/sqrt(10) as wide
+
+
+def test_bootstrap_interval_is_seeded_and_paired():
+    probs, labels = noisy_scores(500, seed=2)
+    first = bootstrap_interval(probs, labels, seed=7)
+    assert bootstrap_interval(probs, labels, seed=7) == first
+    assert bootstrap_interval(probs, labels, seed=8) != first
+    # Same split, another model: the same clips are drawn, so an order-preserving change of the
+    # scores (same area on every resample) gives exactly the same interval.
+    assert bootstrap_interval(probs ** 3, labels, seed=7) == first
+    assert (bootstrap_counts(labels, seed=7) == bootstrap_counts(labels.copy(), seed=7)).all()
+
+
+def test_bootstrap_interval_rejects_bad_input():
+    with pytest.raises(ValueError, match="differ in length"):
+        bootstrap_interval(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(np.zeros(3), np.zeros(3), level=1.5)

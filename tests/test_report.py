@@ -15,6 +15,8 @@ from kws_search import cli
 from kws_search.commands import report as report_command
 from kws_search.objective import DIRECTIONS
 from kws_search.report import (
+    CI_COLUMN,
+    CROSS_MEASURES,
     MEASURES,
     ReportError,
     hypervolume,
@@ -59,6 +61,27 @@ def test_report_writes_tables_figures_and_index(tiny_study, tiny_report):
     assert {"val_quality", "test_quality", "test_val_ratio"} <= set(front_csv.columns)
     assert "| number |" in (tiny_report.folder / "trials.md").read_text()
     assert "front.md" in (tiny_report.folder / "index.html").read_text()
+
+
+def test_front_shows_the_validation_interval_and_no_cross_columns(tiny_study, tiny_report):
+    _, study = tiny_study
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    front = pd.read_csv(tiny_report.folder / "front.csv", keep_default_na=False)
+    assert CI_COLUMN in front.columns
+    for number, text in zip(front["number"], front[CI_COLUMN], strict=True):
+        attrs = trials[number].user_attrs
+        assert attrs["val_quality_lo"] <= attrs["val_quality"] <= attrs["val_quality_hi"]
+        assert text == f"{attrs['val_quality_lo']:.3g}–{attrs['val_quality_hi']:.3g}"
+    teacher = study.user_attrs["teacher"]
+    assert teacher["val_quality_lo"] <= teacher["val_quality"] <= teacher["val_quality_hi"]
+    page = (tiny_report.folder / "front.md").read_text(encoding="utf-8")
+    assert f"({CI_COLUMN} {teacher['val_quality_lo']:.3g}–" in page
+    assert f"| {CI_COLUMN} |" in page
+    # without --cross-data nothing about it is recorded or shown
+    assert "teacher_cross" not in study.user_attrs and "cross_data" not in study.user_attrs
+    columns = set(front.columns) | set(pd.read_csv(tiny_report.folder / "trials.csv").columns)
+    assert not columns & set(CROSS_MEASURES)
+    assert "cross-engine" not in page
 
 
 def test_figures_show_teacher_bar_seeds_and_front(tiny_study, tiny_report):

@@ -26,6 +26,7 @@ HELP = """examples:
   kws-search run --storage postgresql://user:pw@db-host/kws --study shared   # one per machine
   kws-search run --storage postgresql://user:pw@db-host/kws --study shared \\
       --artifact-dir /mnt/shared/kws-artifacts --heartbeat 10
+  kws-search run --trials 200 --cross-data data/festival   # also score other voices (record only)
 """
 
 
@@ -57,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="seconds between heartbeats of a running trial; one silent for 3x "
                              "this long (worker killed) is failed and retried "
                              "(default: %(default)s)")
+    parser.add_argument("--cross-data", type=Path, default=None, metavar="DIR",
+                        help="evaluation-only clips of another synthesizer (`kws-search data "
+                             "synth --engine festival`): every student and the teacher are "
+                             "scored on them for the record; never used to train or select")
     parser.set_defaults(func=run)
 
 
@@ -82,6 +87,7 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kws_search.data import DataError
     from kws_search.samplers import make_sampler
     from kws_search.search_space import load_space
     from kws_search.study import RunSettings, open_storage, run_search
@@ -89,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     make_sampler(args.sampler, args.seed)
     open_storage(storage_url(args), heartbeat=False)
+    if args.cross_data is not None and not args.cross_data.is_dir():
+        raise DataError(f"--cross-data {args.cross_data} is not a folder; make one with "
+                        "`kws-search data synth --engine festival`")
     _ensure_inputs(args)
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                            timeout=args.timeout, cache_dir=args.cache,
                            artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
-                           threads=args.threads)
+                           threads=args.threads, cross_data=args.cross_data)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -122,22 +131,37 @@ def print_front(study) -> None:
     """The feasible Pareto front as a table, and failures summarized by reason."""
     import pandas as pd
 
+    from kws_search.report import CI_COLUMN, cross_text, interval_text
     from kws_search.study import feasible_front, summarize
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
     teacher = study.user_attrs.get("teacher", {})
-    print(f"teacher validation quality {teacher.get('val_quality', float('nan')):.3e}; "
-          f"bar (1.1x) {bar:.3e}")
+    ci = interval_text(teacher.get("val_quality_lo"), teacher.get("val_quality_hi"), ".2e")
+    print(f"teacher validation quality {teacher.get('val_quality', float('nan')):.3e}"
+          f"{f' (90% CI {ci})' if ci else ''}; bar (1.1x) {bar:.3e}")
+    teacher_cross = study.user_attrs.get("teacher_cross")
+    if teacher_cross:
+        print(f"teacher on {study.user_attrs.get('cross_data', 'the cross-engine set')}: "
+              f"{cross_text(teacher_cross)}")
     front = feasible_front(study.get_trials(deepcopy=False))
     if not front:
         print("no feasible student yet (quality within 1.1x of the teacher)")
     else:
-        rows = [{"trial": t.number, "quality": f"{t.values[0]:.3e}",
-                 "speedup": round(t.values[1], 2), "compression": round(t.values[2], 2),
-                 "quant": t.user_attrs.get("quant"), "params": t.user_attrs.get("params"),
-                 "latency_ms": round(t.user_attrs.get("latency_ms", float("nan")), 3),
-                 "test_quality": f"{t.user_attrs.get('test_quality', float('nan')):.3e}"}
-                for t in front]
+        crossed = any("cross_quality" in t.user_attrs for t in front)
+        rows = []
+        for t in front:
+            attrs = t.user_attrs
+            row = {"trial": t.number, "quality": f"{t.values[0]:.3e}",
+                   CI_COLUMN: interval_text(attrs.get("val_quality_lo"),
+                                            attrs.get("val_quality_hi"), ".2e"),
+                   "speedup": round(t.values[1], 2), "compression": round(t.values[2], 2),
+                   "quant": attrs.get("quant"), "params": attrs.get("params"),
+                   "latency_ms": round(attrs.get("latency_ms", float("nan")), 3),
+                   "test_quality": f"{attrs.get('test_quality', float('nan')):.3e}"}
+            if crossed:
+                row.update(cross_quality=f"{attrs.get('cross_quality', float('nan')):.3e}",
+                           cross_detected=round(attrs.get("cross_detected", float("nan")), 3))
+            rows.append(row)
         print(f"feasible Pareto front ({len(front)} students):")
         print(pd.DataFrame(rows).to_string(index=False))
     progress = summarize(study)
