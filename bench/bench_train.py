@@ -3,7 +3,8 @@
     python bench/bench_train.py --data data/synth          # teacher, default features
 Prints samples/s for (a) train() on the cached features (class-balanced draw, one noisy copy
 per clip, SpecAugment) and (b) the same forward/backward/step on one fixed in-memory batch, and
-the share of throughput the pipeline costs.
+the share of throughput the pipeline costs; then the seconds one search trial spends training
+(a hand-tuned student for the default space's 12 epochs, one thread, as a worker runs it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from kws_search.features import FeatureConfig, prepare_features
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.train import TrainConfig, balanced_indices, spec_augment, train
 
+# the second of the seeds' hand-tuned students (kws_search.study.HAND_TUNED)
+STUDENT = CRNNConfig(cnn_channels=4, kernel_freq=5, kernel_time=20, stride_freq=2,
+                     stride_time=8, hidden=16, layers=1)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -26,6 +31,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8192, help="samples per measurement")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trial-epochs", type=int, default=12,
+                        help="epochs of the timed student trial (default space: 12)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -79,6 +86,16 @@ def main() -> None:
     print(f"model alone:    {alone_rate:8.0f} samples/s")
     print(f"data work only: {data_rate:8.0f} samples/s")
     print(f"pipeline cost:  {100 * (1 - pipeline_rate / alone_rate):.1f}% of throughput")
+
+    # one trial's training: the seeds' hand-tuned student on one thread, as a worker runs it
+    torch.set_num_threads(1)
+    student = CRNN(STUDENT)
+    start = time.perf_counter()
+    train(student, features, TrainConfig(epochs=args.trial_epochs, lr=3e-3, batch_size=256,
+                                         spec_augment=False))
+    print(f"seconds per trial: {time.perf_counter() - start:.1f} (hand-tuned student, "
+          f"{args.trial_epochs} epochs, 1 thread, {features.train.shape[1]} train clips, "
+          f"{n_val} validation clips)")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from kws_search.data import DatasetIndex, load_clips, load_noise, scan_dataset
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class FeatureSet:
     validation_labels: torch.Tensor
     test: torch.Tensor
     test_labels: torch.Tensor
+    train_words: torch.Tensor | None = None  # [clips] word folder index of each train clip
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed features and labels of `validation` or `test`."""
@@ -179,11 +180,17 @@ def compute_features(index: DatasetIndex, config: FeatureConfig,
 def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray],
              bar: tqdm) -> FeatureSet:
     loaded = {}
+    skipped: dict[str, list[str]] = {}
     for split in ("train", "validation", "test"):
         bar.set_postfix_str(f"reading {split}")
-        audio, labels, _ = load_clips(index, split, config.sample_rate, config.clip_samples)
+        audio, labels, skipped[split] = load_clips(index, split, config.sample_rate,
+                                                   config.clip_samples)
         loaded[split] = (audio, torch.from_numpy(labels))
         bar.update()
+    left_out = set(skipped["train"])
+    train_words = torch.tensor([index.words.index(rel.split("/")[0])
+                                for rel, _ in index.splits["train"] if rel not in left_out],
+                               dtype=torch.int64)
     out: dict[str, torch.Tensor] = {}
     for k, split in enumerate(("validation", "test")):
         rng = np.random.default_rng([config.seed, 1000 + k])
@@ -198,7 +205,7 @@ def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray]
         bar.update()
     return FeatureSet(config, index.fingerprint, index.keyword, torch.stack(variants),
                       loaded["train"][1], out["validation"], loaded["validation"][1],
-                      out["test"], loaded["test"][1])
+                      out["test"], loaded["test"][1], train_words)
 
 
 def cache_key(fingerprint: str, config: FeatureConfig) -> str:
@@ -214,7 +221,7 @@ def save_features(features: FeatureSet, path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     state = {k: getattr(features, k) for k in (
         "fingerprint", "keyword", "train", "train_labels", "validation", "validation_labels",
-        "test", "test_labels")}
+        "test", "test_labels", "train_words")}
     state["config"] = features.config.to_dict()
     torch.save(state, tmp)
     os.replace(tmp, path)

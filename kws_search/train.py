@@ -47,12 +47,17 @@ class TrainConfig:
     # next such stall after `lr_drops` halvings (or at `epochs`).
     patience: int = 0
     lr_drops: int = 3
+    # how batches draw negatives: "words" gives every other word the same share, so rare words
+    # (confusables said by few speakers) are seen as often as common ones; "clips": uniformly
+    negatives: str = "words"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or self.patience < 0:
             raise ValueError(f"epochs and batch_size must be >= 1, lr > 0 and patience >= 0; "
                              f"got epochs={self.epochs}, batch_size={self.batch_size}, "
                              f"lr={self.lr}, patience={self.patience}")
+        if self.negatives not in ("words", "clips"):
+            raise ValueError(f"train.negatives must be 'words' or 'clips', got {self.negatives!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,10 +105,17 @@ def warmup_constant(warmup: int) -> Callable[[int], float]:
     return lambda step: min(1.0, (step + 1) / max(1, warmup))
 
 
-def balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` clip indices drawn with replacement so both classes are equally likely."""
+def balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generator,
+                     words: torch.Tensor | None = None) -> torch.Tensor:
+    """`count` clip indices drawn with replacement so both classes are equally likely; with
+    `words` (word index per clip), every word among the negatives is equally likely too."""
     per_class = torch.bincount(labels, minlength=2).float()
     weights = (1.0 / per_class.clamp_min(1))[labels]
+    if words is not None:
+        negative = labels == 0
+        per_word = torch.bincount(words[negative]).float()
+        n_words = int((per_word > 0).sum())
+        weights[negative] = 1.0 / (n_words * per_word[words[negative]])
     return torch.multinomial(weights, count, replacement=True, generator=generator)
 
 
@@ -132,7 +144,8 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         model.train()
-        idx = balanced_indices(features.train_labels, steps * config.batch_size, generator)
+        words = features.train_words if config.negatives == "words" else None
+        idx = balanced_indices(features.train_labels, steps * config.batch_size, generator, words)
         var = torch.randint(0, variants, idx.shape, generator=generator)
         total = 0.0
         for step in range(steps):

@@ -81,3 +81,21 @@ def test_converged_recipe_stops_when_validation_stalls(tiny_features, caplog):
 def test_nonsense_training_settings_are_refused(bad):
     with pytest.raises(ValueError, match="epochs and batch_size"):
         TrainConfig(**bad)
+
+
+def test_word_balanced_negatives_see_rare_words_as_often_as_common_ones():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([1] * 100 + [0] * 900)
+    words = torch.tensor([0] * 100 + [1] * 800 + [2] * 100)  # word 2 is rare among negatives
+    idx = balanced_indices(labels, 20_000, g, words)
+    drawn = torch.bincount(words[idx], minlength=3).float() / 20_000
+    assert torch.allclose(drawn, torch.tensor([0.5, 0.25, 0.25]), atol=0.02)
+    by_clip = torch.bincount(words[balanced_indices(labels, 20_000, g)], minlength=3) / 20_000
+    assert by_clip[2] < 0.1  # uniform over clips: the rare word is rarely seen
+
+
+def test_features_know_each_train_clips_word(tiny_features):
+    words = tiny_features.train_words
+    assert words.shape == tiny_features.train_labels.shape
+    assert torch.equal(words == words[tiny_features.train_labels == 1][0],
+                       tiny_features.train_labels == 1)

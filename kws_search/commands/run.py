@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from kws_search.commands.common import (
     DEFAULT_DATA,
+    DEFAULT_FESTIVAL,
     add_data_options,
     add_study_options,
     positive_int,
@@ -58,10 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="seconds between heartbeats of a running trial; one silent for 3x "
                              "this long (worker killed) is failed and retried "
                              "(default: %(default)s)")
-    parser.add_argument("--cross-data", type=Path, default=None, metavar="DIR",
-                        help="evaluation-only clips of another synthesizer (`kws-search data "
-                             "synth --engine festival`): every student and the teacher are "
-                             "scored on them for the record; never used to train or select")
+    cross = parser.add_mutually_exclusive_group()
+    cross.add_argument("--cross-data", type=Path, default=None, metavar="DIR",
+                       help="evaluation-only clips of another synthesizer (`kws-search data "
+                            "synth --engine festival`): every student and the teacher are "
+                            f"scored on them for the record; never used to train or select "
+                            f"(default: {DEFAULT_FESTIVAL} when it exists)")
+    cross.add_argument("--no-cross-data", action="store_true",
+                       help=f"do not score on {DEFAULT_FESTIVAL} even when it exists")
     parser.set_defaults(func=run)
 
 
@@ -95,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     make_sampler(args.sampler, args.seed)
     open_storage(storage_url(args), heartbeat=False)
+    if args.cross_data is None and not args.no_cross_data and DEFAULT_FESTIVAL.is_dir():
+        args.cross_data = DEFAULT_FESTIVAL
+        print(f"scoring students on {DEFAULT_FESTIVAL} too (voices nobody trains on; "
+              "record only, --no-cross-data to skip)")
     if args.cross_data is not None and not args.cross_data.is_dir():
         raise DataError(f"--cross-data {args.cross_data} is not a folder; make one with "
                         "`kws-search data synth --engine festival`")
