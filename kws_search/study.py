@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -497,6 +498,10 @@ def run_search(settings: RunSettings, progress: bool = True,
                for _ in range(settings.jobs)]
     for w in workers:
         w.start()
+    # SIGTERM (`kill`, a job scheduler) would end this process alone and leave the workers
+    # training; treat it like Ctrl-C, so they stop and mark their trials interrupted
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         while any(w.is_alive() for w in workers):
             time.sleep(2.0)
@@ -508,6 +513,8 @@ def run_search(settings: RunSettings, progress: bool = True,
     finally:
         for w in workers:
             w.join()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if on_update:
         on_update(summarize(study))
     bad = [w.exitcode for w in workers if w.exitcode not in (0, None)]
@@ -515,6 +522,10 @@ def run_search(settings: RunSettings, progress: bool = True,
         raise StudyError(f"{len(bad)} worker(s) exited with errors {bad}; "
                          "completed trials are kept, re-run the same command to resume")
     return study
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_workers(workers: list[Any]) -> None:

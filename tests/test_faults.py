@@ -153,13 +153,15 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_resumes(cli_inputs, tmp_path,
     assert "failed x1: interrupted" in capsys.readouterr().out
 
 
-def test_ctrl_c_to_the_parent_of_two_workers_stops_both(cli_inputs, tmp_path, start):
-    """SIGINT to the parent alone (not the terminal's process group) still stops the workers."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_parent_of_two_workers_stops_both(cli_inputs, tmp_path, start, signum):
+    """SIGINT or SIGTERM to the parent alone (not the terminal's process group) still stops
+    the workers: none is left training on its own."""
     space = tiny_space(tmp_path, "slow")
     db = tmp_path / "faults.db"
     proc = start(run_args(cli_inputs, db, space, 6, "--jobs", "2"))
     wait_until_training(proc, db, running=2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     assert proc.wait(timeout=90) == 130
     assert RESUME_HINT in (tmp_path / "stderr.txt").read_text()
     trials = trials_of(db)  # both workers have exited: the parent joins them before exiting
