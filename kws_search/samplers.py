@@ -42,8 +42,10 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self.base = base
         self._seed = seed
         self._states = _random_states(base)
+        self.last_trial_number: int | None = None  # the trial this worker started last
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.last_trial_number = trial.number
         if self._states:
             entropy = [self._seed % 2**32, trial.number]
             for i, state in enumerate(self._states):

@@ -439,8 +439,12 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
             time.sleep(min(MAX_WAIT_POLL, settings.heartbeat_interval))
             continue
         told_waiting = False
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
-                       callbacks=[lambda _study, trial: finished.append(trial)])
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                           callbacks=[lambda _study, trial: finished.append(trial)])
+        except KeyboardInterrupt:
+            _fail_if_left_running(settings, study)
+            raise
         if finished and finished[-1].state == TrialState.PRUNED:
             continue  # surplus: another worker took the last slot
         failed = bool(finished) and finished[-1].state == TrialState.FAIL
@@ -451,6 +455,21 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
             reason = finished[-1].user_attrs.get("fail_reason", "unknown")
             raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
                              "`kws-search report` for all reasons")
+
+
+def _fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
+    """Ctrl-C can land while Optuna creates a trial, before the objective runs (which marks
+    its trial failed itself): fail that trial too, so an interrupted worker leaves nothing
+    RUNNING for other workers to wait on."""
+    number = getattr(study.sampler, "last_trial_number", None)
+    if number is None:
+        return
+    storage = open_storage(settings.storage, heartbeat=False)
+    study_id = storage.get_study_id_from_name(settings.study)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    if storage.get_trial(trial_id).state == TrialState.RUNNING:
+        storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted (Ctrl-C / SIGINT)")
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def _import_lazy_torch() -> None:

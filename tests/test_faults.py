@@ -194,3 +194,22 @@ def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tm
     counts = {int(line.split()[1][1:].rstrip(":")) for line in lines}
     assert counts == {len(nan), len(raised)}
     assert "Traceback" not in err and not re.search(r"Trial \d+ failed", err), err[-2000:]
+
+
+def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
+    """Ctrl-C inside Optuna's trial creation (after the sampler saw the trial, before the
+    objective ran) must not leave a RUNNING trial that other workers would wait on."""
+    from kws_search.study import RunSettings, _fail_if_left_running, open_study
+
+    settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path / "t.pt",
+                           study="faults", storage=f"sqlite:///{tmp_path / 'faults.db'}",
+                           sampler="random")
+    study = open_study(settings, heartbeat=False)
+    done = study.ask()
+    study.tell(done, [1.0, 1.0, 1.0])
+    started = study.ask()  # as if SIGINT arrived now
+    _fail_if_left_running(settings, study)
+    trials = trials_of(tmp_path / "faults.db")
+    assert trials[done.number].state == TrialState.COMPLETE
+    assert trials[started.number].state == TrialState.FAIL
+    assert "interrupted" in trials[started.number].user_attrs["fail_reason"]
