@@ -12,6 +12,6 @@ if ((${#missing[@]})); then
   echo "festival.sh: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  apt-get install -y -qq "${missing[@]}" >&2
 fi
 festival --version >&2
