@@ -24,22 +24,17 @@ from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureSet
 from kws_search.measure import (
-    bootstrap_interval,
-    count_macs,
-    evaluate,
-    latency_ms,
     predict,
-    score_probs,
 )
-from kws_search.models import CRNN, count_parameters
+from kws_search.models import CRNN
 from kws_search.quantize import (
     prepare_for_training,
     quantize,
     quantized_modules,
     state_dict_bytes,
-    stored_bytes,
 )
 from kws_search.search_space import SearchSpace
+from kws_search.teacher import measure_model
 from kws_search.train import NonFiniteLoss, train
 
 logger = logging.getLogger(__name__)
@@ -97,7 +92,6 @@ def make_objective(context: SearchContext, space: SearchSpace,
                    ) -> Callable[[optuna.Trial], tuple[float, float, float]]:
     """The trial function for `study.optimize`."""
     features = context.features
-    cfg = features.config
     teacher = context.teacher_metrics
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
@@ -113,30 +107,19 @@ def make_objective(context: SearchContext, space: SearchSpace,
             raise
         deployed = quantize(student, config.quant, context.calibration)
         train_seconds = time.perf_counter() - start
-        val_probs = predict(deployed, features.validation)
-        val_labels = features.validation_labels.numpy()
-        quality, threshold = score_probs(val_probs, val_labels)
+        float_twin = CRNN(config.model)  # MACs depend on shapes only
+        measures = measure_model(deployed, float_twin, features)
+        quality, threshold = measures["val_quality"], measures["threshold"]
         if not math.isfinite(quality):
             raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")
-        quality_lo, quality_hi = bootstrap_interval(val_probs, val_labels)
-        float_twin = CRNN(config.model)  # MACs depend on shapes only
-        measures = {
-            "val_quality": quality,
-            "val_quality_lo": quality_lo,
-            "val_quality_hi": quality_hi,
-            "test_quality": evaluate(deployed, *features.split("test")),
+        measures.update({
             "float_val_quality": result.best_quality,
             "best_epoch": result.best_epoch,
-            "macs": count_macs(float_twin, cfg.n_mels, cfg.frames),
-            "bytes": stored_bytes(deployed),
             "state_dict_bytes": state_dict_bytes(deployed),
-            "params": count_parameters(float_twin),
-            "latency_ms": latency_ms(deployed, features.validation[:1].float()),
             "quant": config.quant,
             "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
-            "threshold": threshold,
             "train_seconds": train_seconds,
-        }
+        })
         speedup = teacher["macs"] / measures["macs"]
         compression = teacher["bytes"] / measures["bytes"]
         measures.update(speedup=speedup, compression=compression,
