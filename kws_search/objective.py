@@ -23,15 +23,16 @@ from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureSet
-from kws_search.measure import (
-    predict,
-)
+from kws_search.fidelity import RungJudge
+from kws_search.measure import count_macs, predict
 from kws_search.models import CRNN
 from kws_search.quantize import (
     prepare_for_training,
     quantize,
     quantized_modules,
+    quantized_structure,
     state_dict_bytes,
+    stored_bytes,
 )
 from kws_search.search_space import SearchSpace
 from kws_search.teacher import measure_model
@@ -93,21 +94,40 @@ def make_objective(context: SearchContext, space: SearchSpace,
     """The trial function for `study.optimize`."""
     features = context.features
     teacher = context.teacher_metrics
+    rungs = space.rungs
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         config = space.sample(trial)
         start = time.perf_counter()
+        # speed-up and compression follow from the architecture alone: known before training,
+        # so students stopped at a rung are compared (and reported) with them
+        float_twin = CRNN(config.model)
+        cfg = features.config
+        size = {"macs": count_macs(float_twin, cfg.n_mels, cfg.frames),
+                "bytes": stored_bytes(quantized_structure(config.model, config.quant))}
+        size.update(speedup=teacher["macs"] / size["macs"],
+                    compression=teacher["bytes"] / size["bytes"])
+        for key, value in size.items():
+            trial.set_user_attr(key, value)
         torch.manual_seed(config.train.seed + trial.number)
         student = prepare_for_training(CRNN(config.model), config.quant)
+        judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
+                          size["compression"]) if rungs.epochs else None
         try:
             result = train(student, features, config.train, config.distill,
-                           context.teacher_outputs)
+                           context.teacher_outputs, on_epoch=judge)
         except NonFiniteLoss as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
+        except optuna.TrialPruned:
+            stopped_at = trial.user_attrs["pruned_at_epoch"]
+            trial.set_user_attr("train_seconds", time.perf_counter() - start)
+            # infeasible by its quality so far, so samplers rank it with the students that
+            # missed the bar instead of counting it feasible (a pruned trial has no values)
+            _set_constraint(trial, trial.user_attrs[f"rung_{stopped_at}"] - context.quality_bar)
+            raise
         deployed = quantize(student, config.quant, context.calibration)
         train_seconds = time.perf_counter() - start
-        float_twin = CRNN(config.model)  # MACs depend on shapes only
         measures = measure_model(deployed, float_twin, features)
         quality, threshold = measures["val_quality"], measures["threshold"]
         if not math.isfinite(quality):
@@ -120,22 +140,25 @@ def make_objective(context: SearchContext, space: SearchSpace,
             "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
             "train_seconds": train_seconds,
         })
-        speedup = teacher["macs"] / measures["macs"]
-        compression = teacher["bytes"] / measures["bytes"]
-        measures.update(speedup=speedup, compression=compression,
-                        latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
+        speedup, compression = size["speedup"], size["compression"]
+        measures.update(latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
         if context.cross is not None:  # recorded only: never an objective or the constraint
             cross = cross_summary(deployed, context.cross, threshold)
             measures.update({f"cross_{k}": v for k, v in cross.items()})
         for key, value in measures.items():
             trial.set_user_attr(key, value)
-        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY,
-                                            [quality - context.quality_bar])
+        _set_constraint(trial, quality - context.quality_bar)
         if context.artifact_store is not None:
             _attach_checkpoint(trial, context, deployed, config, measures)
         return quality, speedup, compression
 
     return objective
+
+
+def _set_constraint(trial: optuna.Trial, violation: float) -> None:
+    """The quality constraint (<= 0: within the bar) in the list form that both Optuna's
+    samplers and optuna-dashboard read."""
+    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [violation])
 
 
 def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, model: torch.nn.Module,

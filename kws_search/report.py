@@ -131,6 +131,8 @@ def trials_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
                                "feasible": done and feasible(t), "on_front": t.number in front}
         row.update(zip(OBJECTIVES, t.values if done else [math.nan] * len(OBJECTIVES),
                        strict=True))
+        if "pruned_at_epoch" in t.user_attrs:  # stopped at a rung: its size is known
+            row.update(speedup=t.user_attrs["speedup"], compression=t.user_attrs["compression"])
         constraints = t.system_attrs.get(CONSTRAINTS_KEY)
         row["constraint"] = constraints[0] if constraints else math.nan
         row.update({k: v for k, v in t.user_attrs.items()
@@ -348,6 +350,15 @@ def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
     grey = done[~done["feasible"].astype(bool)]
     styles = _quant_styles(done)
     fig = go.Figure()
+    stopped = table[table["state"] == "PRUNED"].dropna(subset=["speedup"])
+    if not stopped.empty:
+        fig.add_trace(go.Scatter(
+            x=stopped["speedup"], y=stopped["compression"], mode="markers",
+            name="stopped early (pruned at a rung)", hoverinfo="text",
+            hovertext=[f"trial {n}: stopped at epoch {e:g}" for n, e in
+                       zip(stopped["number"], stopped["pruned_at_epoch"], strict=True)],
+            marker={"color": "lightgrey", "size": 5, "symbol": "x-thin",
+                    "line": {"color": "grey", "width": 1}}))
     fig.add_trace(go.Scatter(x=grey["speedup"], y=grey["compression"], mode="markers",
                              name="infeasible (above the bar)", hovertext=_hover(grey),
                              hoverinfo="text", marker={"color": "lightgrey", "size": 8,
@@ -435,7 +446,8 @@ def _write_png(figures: dict[str, go.Figure], folder: Path) -> tuple[list[Path],
 def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
                 figures: Iterable[str], tables: Iterable[Path]) -> str:
     teacher = info.teacher
-    summary = (f"{progress.complete} complete, {progress.failed} failed, {progress.running} "
+    summary = (f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a "
+               f"rung), {progress.failed} failed, {progress.running} "
                f"running; feasible front {progress.front}; best feasible speed-up "
                f"{progress.best_speedup:.2f}x, compression {progress.best_compression:.2f}x")
     bar = f"{info.quality_bar:.4g}" if info.quality_bar is not None else "unknown"

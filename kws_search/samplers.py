@@ -9,7 +9,7 @@ import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, TrialState
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "gp", "nsga2", "random")
 
 
 class UnknownSampler(ValueError):
@@ -20,6 +20,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """The named Optuna sampler, seeded per trial (see TrialSeededSampler)."""
     if name == "tpe":
         base = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    elif name == "gp":  # Gaussian process, constrained multi-objective (needs scipy)
+        base = optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
     elif name == "nsga2":
         base = optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     elif name == "random":

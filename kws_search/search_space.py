@@ -5,6 +5,10 @@ TrainConfig, `quant` -> the quantization mode); keys are that config's field nam
 either a fixed scalar or a distribution in Optuna's short form, e.g.
 `{type: int, low: 8, high: 64, step: 8}`, `{type: float, low: 1e-3, high: 1e-2, log: true}`,
 `{type: categorical, choices: [gru, rnn]}`. Optuna parameter names are the bare field names.
+
+An optional `fidelity` section (fixed values only) sets multi-fidelity training: `rungs`, the
+epochs at which students are compared and the ones behind are stopped, and `keep`, the share
+that goes on (see `kws_search.fidelity`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import yaml
 from optuna.distributions import BaseDistribution, json_to_distribution
 
 from kws_search.distill import DistillConfig
+from kws_search.fidelity import Rungs
 from kws_search.models import CRNNConfig
 from kws_search.quantize import QUANT_MODES
 from kws_search.train import TrainConfig
@@ -26,6 +31,8 @@ from kws_search.train import TrainConfig
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 SECTIONS: dict[str, type] = {"model": CRNNConfig, "distill": DistillConfig, "train": TrainConfig}
 QUANT_KEYS = ("mode",)
+FIDELITY_KEYS = {"rungs": "epochs", "keep": "keep", "min_peers": "min_peers"}  # file -> Rungs
+ALL_SECTIONS = sorted([*SECTIONS, "quant", "fidelity"])
 _SHORT = {"int": "IntDistribution", "float": "FloatDistribution",
           "categorical": "CategoricalDistribution"}
 _DEFAULT_ATTRS = {"int": {"step": 1, "log": False}, "float": {"step": None, "log": False}}
@@ -68,6 +75,13 @@ class SearchSpace:
         return TrialConfig(CRNNConfig(**section("model")), DistillConfig(**section("distill")),
                            TrainConfig(**section("train")), quant)
 
+    @property
+    def rungs(self) -> Rungs:
+        """The multi-fidelity schedule; no rungs (train every student in full) when absent."""
+        given = self.sections.get("fidelity", {})
+        return Rungs(**{FIDELITY_KEYS[k]: tuple(v) if k == "rungs" else v
+                        for k, v in given.items()})
+
     def sample(self, trial: optuna.Trial) -> TrialConfig:
         """Suggest every distribution on `trial` and build the configs."""
         values = {}
@@ -98,9 +112,11 @@ def _check_scalar(where: str, section: str, key: str, value: Any) -> Any:
     """A fixed value must have the config field's type (an int is fine for a float)."""
     if section == "quant":
         expected: Any = str
+    elif section == "fidelity":
+        expected = {"rungs": "list", "keep": "float", "min_peers": "int"}[key]
     else:
         expected = {f.name: f.type for f in fields(SECTIONS[section])}[key]
-    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list}
     want = kinds.get(expected if isinstance(expected, str) else expected.__name__)
     if want is None:
         return value
@@ -119,14 +135,14 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
                                f"{str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict) or not raw:
         raise SearchSpaceError(f"{name}: empty or not a mapping; expected sections "
-                               f"{sorted([*SECTIONS, 'quant'])}")
+                               f"{ALL_SECTIONS}")
     sections: dict[str, dict[str, Any]] = {}
     for sec, entries in raw.items():
-        allowed = QUANT_KEYS if sec == "quant" else (
+        allowed = {"quant": list(QUANT_KEYS), "fidelity": list(FIDELITY_KEYS)}.get(sec) or (
             [f.name for f in fields(SECTIONS[sec])] if sec in SECTIONS else None)
         if allowed is None:
             raise SearchSpaceError(f"{name}: unknown section {sec!r}; expected one of "
-                                   f"{sorted([*SECTIONS, 'quant'])}")
+                                   f"{ALL_SECTIONS}")
         if not isinstance(entries, dict):
             raise SearchSpaceError(f"{name}: section {sec!r} must be a mapping of keys")
         sections[sec] = {}
@@ -135,6 +151,8 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
             if key not in allowed:
                 raise SearchSpaceError(f"{where} is not a known key; {sec} keys are {allowed}")
             if isinstance(value, dict):
+                if sec == "fidelity":
+                    raise SearchSpaceError(f"{where}: fidelity values are fixed, not searched")
                 sections[sec][key] = _distribution(where, value)
             else:
                 sections[sec][key] = _check_scalar(where, sec, key, value)
@@ -153,11 +171,13 @@ def _check_buildable(space: SearchSpace) -> None:
             else:
                 values[key] = dist.low if pick == 0 else dist.high
         try:
-            space.build(values)
+            config = space.build(values)
+            space.rungs.check(config.train.epochs)
         except (TypeError, ValueError) as exc:
             raise SearchSpaceError(f"{space.name}: {exc}") from None
-    repeated = {k for sec in space.sections.values() for k in sec}
-    if len(repeated) != sum(len(sec) for sec in space.sections.values()):
+    searched = [sec for name, sec in space.sections.items() if name != "fidelity"]
+    repeated = {k for sec in searched for k in sec}
+    if len(repeated) != sum(len(sec) for sec in searched):
         raise SearchSpaceError(f"{space.name}: a key appears in two sections")
 
 

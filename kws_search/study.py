@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.evaluate import eval_features, load_eval_set
 from kws_search.features import FeatureConfig, FeatureSet, prepare_features
+from kws_search.fidelity import finished
 from kws_search.measure import bootstrap_interval, predict
 from kws_search.objective import (
     DIRECTIONS,
@@ -332,6 +333,7 @@ class Progress:
     """What the progress bar shows."""
 
     complete: int = 0
+    pruned: int = 0  # stopped at a rung (multi-fidelity); they count towards --trials
     failed: int = 0
     running: int = 0
     front: int = 0
@@ -349,6 +351,8 @@ def summarize(study: optuna.Study) -> Progress:
     for t in trials:
         if t.state == TrialState.COMPLETE:
             state.complete += 1
+        elif finished(t):
+            state.pruned += 1
         elif t.state == TrialState.FAIL:
             state.failed += 1
             reason = t.user_attrs.get("fail_reason", "unknown (worker died?)")
@@ -374,6 +378,8 @@ def _with_fail_reason(objective: Callable, target: int) -> Callable:
         _prune_if_surplus(trial, target)
         try:
             return objective(trial)
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:300])
@@ -393,10 +399,10 @@ def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
     another, so nothing is lost.
     """
     trials = trial.study.get_trials(deepcopy=False)
-    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    complete = sum(finished(t) for t in trials)
     ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
     if complete + ahead >= target:
-        trial.set_user_attr("surplus", f"not needed: {complete} complete and {ahead} running "
+        trial.set_user_attr("surplus", f"not needed: {complete} finished and {ahead} running "
                                        f"trials already cover the {target} requested")
         raise optuna.TrialPruned("surplus")
 
@@ -417,7 +423,7 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
     study = open_study(settings)
     objective = _with_fail_reason(make_objective(context, space), settings.trials)
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
-    finished: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
+    done: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
     consecutive_failures = 0
     told_waiting = False
     while deadline is None or time.monotonic() < deadline:
@@ -425,13 +431,13 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
-        complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        complete = sum(finished(t) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         if complete >= settings.trials:
             break
         if complete + running >= settings.trials:
             if not told_waiting:  # loud on a fresh start (resume after a kill), quiet at the end
-                logger.log(logging.INFO if finished else logging.WARNING,
+                logger.log(logging.INFO if done else logging.WARNING,
                            "waiting for %d running trial(s) to finish the study; a trial of a "
                            "killed worker is retried after %d s without heartbeat",
                            running, settings.grace_period)
@@ -441,18 +447,18 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
         told_waiting = False
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
-                           callbacks=[lambda _study, trial: finished.append(trial)])
+                           callbacks=[lambda _study, trial: done.append(trial)])
         except KeyboardInterrupt:
             _fail_if_left_running(settings, study)
             raise
-        if finished and finished[-1].state == TrialState.PRUNED:
-            continue  # surplus: another worker took the last slot
-        failed = bool(finished) and finished[-1].state == TrialState.FAIL
+        if done and done[-1].state == TrialState.PRUNED and "surplus" in done[-1].user_attrs:
+            continue  # another worker took the last slot
+        failed = bool(done) and done[-1].state == TrialState.FAIL
         consecutive_failures = consecutive_failures + 1 if failed else 0
         if on_trial:
             on_trial()
         if consecutive_failures >= 20:
-            reason = finished[-1].user_attrs.get("fail_reason", "unknown")
+            reason = done[-1].user_attrs.get("fail_reason", "unknown")
             raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
                              "`kws-search report` for all reasons")
 

@@ -121,9 +121,12 @@ def balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generato
 
 def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
           distill: DistillConfig | None = None, teacher: TeacherOutputs | None = None,
-          progress: bool = False, desc: str = "train") -> TrainResult:
+          progress: bool = False, desc: str = "train",
+          on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train `model` in place and load the weights of its best validation epoch.
 
+    `on_epoch(epoch, best_quality)` runs after each epoch; an exception it raises (a pruned
+    trial) ends training there, with the model left as it is.
     Raises NonFiniteLoss when the loss turns NaN/inf, naming the epoch and step.
     """
     distill = distill or DistillConfig()
@@ -186,6 +189,8 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
         bar.set_postfix(loss=f"{total / steps:.4f}", val=f"{quality:.2e}",
                         best=f"{result.best_quality:.2e}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         logger.debug("%s epoch %d loss %.4f val %.3e", desc, epoch + 1, total / steps, quality)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, result.best_quality)
     model.load_state_dict(best_state)
     model.eval()
     return result

@@ -37,10 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(parser)
     add_study_options(parser)
     parser.add_argument("--trials", type=positive_int, default=200,
-                        help="complete trials the study should hold (default: %(default)s)")
+                        help="trials the study should hold, complete or stopped early at a rung "
+                             "(default: %(default)s)")
     parser.add_argument("--space", default="default",
                         help="search space: a name in search_spaces/ or a YAML path")
-    parser.add_argument("--sampler", default="tpe", help="tpe (default), nsga2 or random")
+    parser.add_argument("--sampler", default="tpe",
+                        help="tpe (default), gp, nsga2 or random (see README, \"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     cores = os.cpu_count() or 1
     parser.add_argument("--jobs", type=positive_int, default=None,
@@ -123,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=args.trials, desc=f"study {args.study}", unit="trial")
 
     def update(p) -> None:
-        bar.n = min(p.complete, args.trials)
-        bar.set_postfix(failed=p.failed, front=p.front, speedup=f"{p.best_speedup:.1f}x",
+        bar.n = min(p.complete + p.pruned, args.trials)
+        bar.set_postfix(pruned=p.pruned, failed=p.failed, front=p.front,
+                        speedup=f"{p.best_speedup:.1f}x",
                         compression=f"{p.best_compression:.1f}x")
         bar.refresh()
 
@@ -174,5 +177,7 @@ def print_front(study) -> None:
         print(f"feasible Pareto front ({len(front)} students):")
         print(pd.DataFrame(rows).to_string(index=False))
     progress = summarize(study)
+    print(f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a rung), "
+          f"{progress.failed} failed")
     for reason, count in progress.fail_reasons.most_common():
         print(f"failed x{count}: {reason}")
