@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.distributions import BaseDistribution, json_to_distribution
+from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
 from kws_search.distill import DistillConfig
 from kws_search.fidelity import Rungs
@@ -75,6 +75,12 @@ class SearchSpace:
         return TrialConfig(CRNNConfig(**section("model")), DistillConfig(**section("distill")),
                            TrainConfig(**section("train")), quant)
 
+    def identity(self) -> dict[str, Any]:
+        """What the space searches, independent of formatting and comments (JSON-ready)."""
+        return {name: {k: json.loads(distribution_to_json(v)) if isinstance(v, BaseDistribution)
+                       else v for k, v in sorted(sec.items())}
+                for name, sec in sorted(self.sections.items())}
+
     @property
     def rungs(self) -> Rungs:
         """The multi-fidelity schedule; no rungs (train every student in full) when absent."""
@@ -126,10 +132,28 @@ def _check_scalar(where: str, section: str, key: str, value: Any) -> Any:
     return value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key written twice in one mapping (plain YAML keeps the
+    last one silently, so half of a section would be lost)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise SearchSpaceError(f"{key!r} is written twice (line {line}); merge the two "
+                                       "into one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_space(text: str, name: str = "<string>") -> SearchSpace:
     """Parse and validate a space; every error names `name` and the offending key."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except SearchSpaceError as exc:
+        raise SearchSpaceError(f"{name}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{name}: not valid YAML ({exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0]})") from None

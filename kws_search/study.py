@@ -11,7 +11,9 @@ another worker is pruned before it samples anything.
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib.util
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -29,9 +31,10 @@ import optuna
 import sqlalchemy
 import torch
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from kws_search.checkpoint import read_checkpoint
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.evaluate import eval_features, load_eval_set
 from kws_search.features import FeatureConfig, FeatureSet, prepare_features
@@ -55,6 +58,8 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
 MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
+MAX_RETRY = 2  # times one student is retried after its worker died or was interrupted
+INTERRUPTED = "interrupted (Ctrl-C / SIGINT)"
 CALIBRATION_CLIPS = 512
 
 # Students the seeds reached by hand (BACKGROUND.md), so the front starts where people got.
@@ -95,6 +100,7 @@ class RunSettings:
     grace_period: int = GRACE_PERIOD
     threads: int = 1  # torch threads per worker: small students train fastest on one
     cross_data: Path | None = None  # clips of another synthesizer, scored for the record only
+    allow_changes: bool = False  # resume a study with other data, teacher, features or space
 
 
 def default_storage(study: str, studies_dir: Path | str = "studies") -> str:
@@ -125,11 +131,8 @@ def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INT
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10},
                                    "pool_pre_ping": True}
     if heartbeat:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = RetryHeartbeatStaleTrialCallback(max_retry=2)
         kwargs.update(heartbeat_interval=interval, grace_period=grace,
-                      heartbeat_stale_trial_callback=retry)
+                      heartbeat_stale_trial_callback=retry_trial)
     try:
         storage = _rdb_storage(url, kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for bad URLs and dead servers
@@ -140,6 +143,36 @@ def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INT
     if url.startswith("sqlite:///") and ":memory:" not in url:
         _serialize_sqlite(storage)
     return storage
+
+
+def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue `trial`'s student again: a trial whose worker died (called by the heartbeat
+    check) or was interrupted. At most MAX_RETRY retries per original trial. Like Optuna's
+    RetryFailedTrialCallback (same `failed_trial` and `retry_history` system attributes, read by
+    its `retried_trial_number`), but without the lost run's user attributes and constraint, which
+    would otherwise describe the retry (a stale failure reason, rung numbers it never reached)."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY or not trial.params:
+        return
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        system_attrs={"failed_trial": history[0], "retry_history": history}))
+
+
+def retry_interrupted(study: optuna.Study, target: int) -> int:
+    """Queue again the students of trials stopped by Ctrl-C (not yet retried), as far as the
+    study is short of `target`; returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    waiting = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
+    room = target - sum(finished(t) for t in trials) - waiting
+    queued = 0
+    for t in trials:
+        if (queued < room and t.state == TrialState.FAIL and t.number not in retried
+                and t.user_attrs.get("fail_reason", "").startswith(INTERRUPTED)):
+            retry_trial(study, t)
+            queued += 1
+    return queued
 
 
 def _with_installed_driver(url: str) -> str:
@@ -211,6 +244,48 @@ def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(OBJECTIVES))
     return study
+
+
+# What makes a study's trials comparable: fixed when it is created (names for messages)
+IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyword": "keyword",
+            "features": "feature config", "space_params": "search space"}
+
+
+def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
+    """The study's identity from the settings, read cheaply (the teacher file names the data
+    it was trained on; `load_teacher` later checks the data folder against it)."""
+    state = read_checkpoint(settings.teacher)
+    digest = hashlib.sha256(Path(settings.teacher).read_bytes()).hexdigest()
+    identity = {"dataset_fingerprint": state.get("dataset_fingerprint"),
+                "teacher_sha256": digest, "keyword": settings.keyword,
+                "features": settings.features.to_dict(), "space_params": space.identity()}
+    return json.loads(json.dumps(identity))  # as stored: tuples become lists
+
+
+def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes: bool) -> None:
+    """Refuse to resume a study with trials measured against other data, teacher, features,
+    keyword or space; with `allow_changes`, go on and record what changed. Then store it."""
+    stored = study.user_attrs
+    changed = [k for k in IDENTITY if k in stored and stored[k] != identity[k]]
+    trials = study.get_trials(deepcopy=False)
+    if changed and trials and not allow_changes:
+        what = ", ".join(IDENTITY[k] for k in changed)
+        hint = {"dataset_fingerprint": f" (it holds trials on {stored.get('data', '?')})",
+                "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})"}
+        raise StudyError(
+            f"study {study.study_name!r} has {len(trials)} trials measured with a different {what}"
+            f"{''.join(hint.get(k, '') for k in changed[:1])}; use a new --study name, or "
+            "--allow-changes to continue it on purpose (the change is recorded)")
+    if changed and trials:
+        log = list(stored.get("changes", []))
+        log.append({"at_trial": len(trials), "changed": [IDENTITY[k] for k in changed]})
+        study.set_user_attr("changes", log)
+        logger.warning("study %s: continuing with another %s (--allow-changes; recorded in "
+                       "its 'changes' attribute)", study.study_name,
+                       ", ".join(IDENTITY[k] for k in changed))
+    for key, value in identity.items():
+        if stored.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def build_context(settings: RunSettings, progress: bool = True) -> SearchContext:
@@ -385,7 +460,7 @@ def _with_fail_reason(objective: Callable, target: int) -> Callable:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:300])
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
     return wrapped
 
@@ -474,7 +549,7 @@ def _fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
     study_id = storage.get_study_id_from_name(settings.study)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     if storage.get_trial(trial_id).state == TrialState.RUNNING:
-        storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted (Ctrl-C / SIGINT)")
+        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
@@ -503,13 +578,17 @@ def run_search(settings: RunSettings, progress: bool = True,
                on_update: Callable[[Progress], None] | None = None) -> optuna.Study:
     """Prepare once, then run `settings.jobs` workers (in this process when jobs == 1)."""
     space = load_space(settings.space)
-    context = build_context(settings, progress=progress)
     study = open_study(settings)
+    check_identity(study, study_identity(settings, space), settings.allow_changes)
+    context = build_context(settings, progress=progress)
     record_study_info(study, settings, context, space)
     if settings.seed_hand_tuned:
         queued = seed_hand_tuned(study, space)
         if queued:
             logger.info("queued %d hand-tuned students from the seeds", queued)
+    retried = retry_interrupted(study, settings.trials)
+    if retried:
+        logger.warning("retrying %d student(s) interrupted by Ctrl-C last time", retried)
     cores = os.cpu_count() or 1
     threads = settings.threads or max(1, cores // settings.jobs)  # 0: share the cores out
     if settings.jobs <= 1:

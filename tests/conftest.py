@@ -96,3 +96,18 @@ def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.Tem
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
     return settings, run_search(settings, progress=False)
+
+
+@pytest.fixture(scope="session")
+def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(data, teacher, cache) for the CLI, whose feature settings are the defaults."""
+    from kws_search.models import CRNNConfig
+    from kws_search.teacher import train_teacher
+    from kws_search.train import TrainConfig
+
+    folder = tmp_path_factory.mktemp("cli")
+    features = prepare_features(tiny_data, "sheila", FeatureConfig(), folder / "cache",
+                                progress=False)
+    train_teacher(features, folder / "teacher.pt", CRNNConfig(cnn_channels=4, hidden=16),
+                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
+    return tiny_data, folder / "teacher.pt", folder / "cache"

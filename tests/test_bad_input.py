@@ -17,6 +17,7 @@ from conftest import make_dataset
 from optuna.trial import TrialState
 
 from kws_search.cli import build_parser, main
+from kws_search.features import prepare_features
 from kws_search.study import open_storage
 
 
@@ -137,11 +138,17 @@ def snapshot(url: str) -> list[tuple]:
 
 def run_args(url: str, tiny_data: Path, tiny_teacher: Path, folder: Path, *extra: str):
     return ["run", "--data", str(tiny_data), "--teacher", str(tiny_teacher), "--cache",
-            str(folder / "cache"), "--storage", url, "--study", "tiny", "--trials", "5", *extra]
+            str(folder / "cache"), "--storage", url, "--study", "tiny", "--trials", "5",
+            *([] if "--cross-data" in extra else ["--no-cross-data"]), *extra]
 
 
 SPACES = {  # name: (file text, what the message must name)
     "bad yaml": ("model: {hidden: [4, 8\n", "not valid YAML"),
+    "a section twice": ("model:\n  hidden: 4\nmodel:\n  layers: 1\n",
+                        "'model' is written twice (line 3)"),
+    "no epochs": ("train:\n  epochs: 0\n", "epochs and batch_size must be >= 1"),
+    "negative lr": ("train:\n  lr: {type: float, low: -1.0e-3, high: 1.0e-2}\n", "lr"),
+    "zero batch": ("train:\n  batch_size: 0\n", "batch_size=0"),
     "unknown key": ("model:\n  channels: 4\n", "model.channels"),
     "low > high": ("model:\n  hidden: {type: int, low: 8, high: 4}\n", "model.hidden"),
     "wrong type in a range": ("model:\n  hidden: {type: int, low: a, high: 4}\n", "model.hidden"),
@@ -181,13 +188,14 @@ def test_a_missing_cross_data_folder_is_an_error(kept, tiny_data, tiny_teacher, 
     assert snapshot(url) == before
 
 
-def test_bad_data_for_an_existing_study_is_an_error_and_keeps_it(kept, tiny_data, tiny_teacher,
-                                                                tmp_path, capsys):
-    url, before = kept
+def test_bad_data_for_an_existing_study_is_an_error_and_keeps_it(made, cli_inputs, tmp_path,
+                                                                capsys):
+    url, before, _ = made
+    tiny_data, teacher, _ = cli_inputs
     data = damaged(tiny_data, tmp_path)
     for clip in (data / "sheila").glob("*.wav"):
         clip.unlink()
-    argv = run_args(url, data, tiny_teacher, tmp_path, "--space", "tiny")
+    argv = run_args(url, data, teacher, tmp_path, "--space", "tiny")
     assert main(argv) == 1
     assert "no 'sheila' clips" in error_line(capsys)
     assert snapshot(url) == before
@@ -205,6 +213,106 @@ def test_an_unreachable_or_malformed_storage_url_is_an_error(url, named, tiny_da
     assert "cannot open storage" in message and named in message
     assert "x:y@" not in message  # the password is masked
     assert not (tmp_path / "cache").exists()  # failed before any slow work
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--timeout", "0", "--timeout: must be > 0"),
+    ("--timeout", "-5", "--timeout: must be > 0"),
+    ("--trials", "0", "--trials: must be >= 1"),
+])
+def test_nonsense_run_numbers_are_refused(option, value, named, kept, tiny_data, tiny_teacher,
+                                          tmp_path, capsys):
+    url, before = kept
+    with pytest.raises(SystemExit) as exit_info:
+        main(run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", "tiny", option, value))
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+    assert snapshot(url) == before
+
+
+# --- a study has one identity ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def cli_study(cli_inputs, tmp_path_factory):
+    """A 2-trial study of the tiny space made by `kws-search run` (default feature config);
+    returns (folder, db) to copy from."""
+    data, teacher, cache = cli_inputs
+    folder = cache.parent
+    db = tmp_path_factory.mktemp("cli-study") / "made.db"
+    argv = run_args(f"sqlite:///{db}", data, teacher, folder, "--space", "tiny", "--jobs", "1")
+    argv[argv.index("--trials") + 1] = "2"
+    assert main(argv) == 0
+    return folder, db
+
+
+@pytest.fixture
+def made(cli_study, tmp_path):
+    """A copy of the CLI-made study: (storage URL, snapshot, cache folder)."""
+    folder, db = cli_study
+    shutil.copy(db, tmp_path / "made.db")
+    url = f"sqlite:///{tmp_path / 'made.db'}"
+    return url, snapshot(url), folder
+
+
+@pytest.fixture(scope="session")
+def other_teacher(cli_inputs):
+    """Another teacher for the same tiny data (other width, default feature config)."""
+    from kws_search.features import FeatureConfig
+    from kws_search.models import CRNNConfig
+    from kws_search.teacher import train_teacher
+    from kws_search.train import TrainConfig
+
+    data, _, cache = cli_inputs
+    folder = cache.parent
+    features = prepare_features(data, "sheila", FeatureConfig(), cache, progress=False)
+    path = folder / "other-teacher.pt"
+    train_teacher(features, path, CRNNConfig(cnn_channels=2, hidden=8),
+                  TrainConfig(epochs=1, lr=5e-3, batch_size=32), progress=False)
+    return path
+
+
+def test_more_jobs_than_trials_are_capped_and_said(made, cli_inputs, capsys):
+    url, _, folder = made
+    data, teacher, _ = cli_inputs
+    argv = run_args(url, data, teacher, folder, "--space", "tiny", "--jobs", "1000")
+    argv[argv.index("--trials") + 1] = "3"
+    assert main(argv) == 0
+    assert "--jobs 1000 capped to 3: only 3 trial(s) to run" in capsys.readouterr().out
+
+
+def test_resuming_with_another_teacher_or_space_is_refused_naming_it(
+        made, cli_inputs, other_teacher, tmp_path, capsys):
+    url, before, folder = made
+    data, teacher, _ = cli_inputs
+    assert main(run_args(url, data, other_teacher, folder, "--space", "tiny")) == 1
+    message = error_line(capsys)
+    assert message.startswith("error: study 'tiny' has 2 trials measured with a different "
+                              "teacher (its teacher: "), message
+    assert "use a new --study name, or --allow-changes" in message
+    space = tmp_path / "wider.yaml"
+    space.write_text((Path(__file__).parent.parent / "search_spaces" / "tiny.yaml").read_text()
+                     .replace("hidden: {type: int, low: 4, high: 8}",
+                              "hidden: {type: int, low: 4, high: 16}"))
+    assert main(run_args(url, data, teacher, folder, "--space", str(space))) == 1
+    assert "with a different search space;" in error_line(capsys)
+    assert main(run_args(url, data, teacher, tmp_path, "--space", "tiny",
+                         "--keyword", "yes")) == 1
+    assert "with a different keyword;" in error_line(capsys)
+    assert not (tmp_path / "cache").exists()  # refused before any slow work
+    assert snapshot(url) == before
+
+
+def test_allow_changes_continues_and_records_the_change(made, cli_inputs, other_teacher):
+    url, _, folder = made
+    data, _, _ = cli_inputs
+    argv = run_args(url, data, other_teacher, folder, "--space", "tiny", "--allow-changes",
+                    "--jobs", "1")
+    argv[argv.index("--trials") + 1] = "3"
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="tiny", storage=open_storage(url, heartbeat=False))
+    assert study.user_attrs["changes"] == [{"at_trial": 2, "changed": ["teacher"]}]
+    assert study.user_attrs["teacher_path"] == str(other_teacher.resolve())
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
 
 
 # --- export and stream --------------------------------------------------------------------

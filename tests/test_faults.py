@@ -1,10 +1,10 @@
 """Faults during a search, tried for real on `kws-search run` subprocesses.
 
 A worker killed mid-trial (SIGKILL), Ctrl-C (SIGINT) with one and with two workers, and trials
-that raise or diverge: completed work is kept, the interrupted trial is marked failed (and
-retried when its worker died), failures are summarised once per kind, and re-running the same
-command resumes to the requested total. Heartbeats every second (`--heartbeat 1`, 3 s grace)
-keep the kill test short.
+that raise or diverge: completed work is kept, the interrupted trial is marked failed and
+retried (whether its worker died or was interrupted), failures are summarised once per kind,
+and re-running the same command resumes to the requested total. Heartbeats every second
+(`--heartbeat 1`, 3 s grace) keep the kill test short.
 """
 
 from __future__ import annotations
@@ -22,26 +22,10 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.cli import main
-from kws_search.features import FeatureConfig, prepare_features
 from kws_search.study import open_storage
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 RESUME_HINT = "interrupted; completed work is kept, re-run the same command to resume"
-
-
-@pytest.fixture(scope="session")
-def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(data, teacher, cache) for the CLI, whose feature settings are the defaults."""
-    from kws_search.models import CRNNConfig
-    from kws_search.teacher import train_teacher
-    from kws_search.train import TrainConfig
-
-    folder = tmp_path_factory.mktemp("cli")
-    features = prepare_features(tiny_data, "sheila", FeatureConfig(), folder / "cache",
-                                progress=False)
-    train_teacher(features, folder / "teacher.pt", CRNNConfig(cnn_channels=4, hidden=16),
-                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
-    return tiny_data, folder / "teacher.pt", folder / "cache"
 
 
 def tiny_space(folder: Path, name: str, **replace: str) -> Path:
@@ -147,9 +131,13 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_resumes(cli_inputs, tmp_path,
     assert trial.state == TrialState.FAIL
     assert "interrupted" in trial.user_attrs["fail_reason"]
 
-    assert main(args) == 0
-    states = [t.state for t in trials_of(db)]
+    assert main(args) == 0  # the interrupted student is retried, like one whose worker died
+    after = trials_of(db)
+    states = [t.state for t in after]
     assert states.count(TrialState.COMPLETE) == 1 and TrialState.RUNNING not in states
+    [retry] = [t for t in after if t.system_attrs.get("failed_trial") == interrupted.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == interrupted.params
+    assert "fail_reason" not in retry.user_attrs
     assert "failed x1: interrupted" in capsys.readouterr().out
 
 

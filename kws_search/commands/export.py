@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws_search.commands.common import add_data_options, add_study_options, teacher_file
+from kws_search.commands.common import (
+    add_data_options,
+    add_study_options,
+    probability,
+    teacher_file,
+)
 
 HELP = """examples:
   kws-search export                          # balanced: best min(speed-up, compression)
@@ -31,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-compression", type=float, default=0.0)
     parser.add_argument("--window", type=float, default=1.0,
                         help="attention window in seconds (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=probability, default=None,
                         help="detection threshold stored in the file (default: the one "
                              "suggested on validation)")
     parser.add_argument("--out", type=Path, default=None, help="output .pt file")

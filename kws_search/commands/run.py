@@ -14,6 +14,7 @@ from kws_search.commands.common import (
     DEFAULT_FESTIVAL,
     add_data_options,
     add_study_options,
+    positive_float,
     positive_int,
     storage_url,
     teacher_file,
@@ -51,7 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads per worker (default: 1, fastest for small "
                              "students; --jobs fills the cores)")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after SECONDS")
+    parser.add_argument("--timeout", type=positive_float, default=None,
+                        help="stop after SECONDS of search (> 0)")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="resume a study with other data, teacher, features or space on "
+                             "purpose (refused otherwise; the change is recorded in the study)")
     parser.add_argument("--no-hand-tuned", action="store_true",
                         help="do not start the study with the seeds' hand-tuned students")
     parser.add_argument("--artifact-dir", type=Path, default=None,
@@ -93,6 +98,33 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
     del TeacherMismatch
 
 
+WORKER_MEMORY = 1 << 30  # bytes a worker needs beside the shared feature cache, rounded up
+
+
+def _capped_jobs(jobs: int, trials: int) -> int:
+    """`jobs`, but never more workers than trials or than the free memory holds; says so."""
+    allowed = max(1, _available_memory() // WORKER_MEMORY)
+    capped = min(jobs, trials, allowed)
+    if capped < jobs:
+        why = (f"only {trials} trial(s) to run" if capped == trials else
+               f"{_available_memory() / (1 << 30):.1f} GiB of memory is free and a worker "
+               "needs about 1 GiB")
+        print(f"--jobs {jobs} capped to {capped}: {why}")
+    return capped
+
+
+def _available_memory() -> int:
+    """Bytes of memory available to new processes (MemAvailable), or free pages elsewhere."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def run(args: argparse.Namespace) -> int:
     from kws_search.data import DataError
     from kws_search.samplers import make_sampler
@@ -109,15 +141,17 @@ def run(args: argparse.Namespace) -> int:
     if args.cross_data is not None and not args.cross_data.is_dir():
         raise DataError(f"--cross-data {args.cross_data} is not a folder; make one with "
                         "`kws-search data synth --engine festival`")
+    jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
     _ensure_inputs(args)
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
                            sampler=args.sampler, seed=args.seed, trials=args.trials,
-                           jobs=args.jobs or max(1, (os.cpu_count() or 1) // args.threads),
+                           jobs=jobs,
                            timeout=args.timeout, cache_dir=args.cache,
                            artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
-                           threads=args.threads, cross_data=args.cross_data)
+                           threads=args.threads, cross_data=args.cross_data,
+                           allow_changes=args.allow_changes)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kws_search.commands.common import positive_float, probability
+
 HELP = """examples:
   kws-search stream checkpoints/kws-trial12-stream.pt recording.wav
   kws-search stream model.pt long.wav --chunk 0.5 --threshold 0.8 --out reports/long.html
@@ -16,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="TorchScript file from `kws-search export`")
     parser.add_argument("audio", type=Path, help="wav file: any length, rate, mono or stereo")
-    parser.add_argument("--chunk", type=float, default=0.1, help="seconds per chunk")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--chunk", type=positive_float, default=0.1, help="seconds per chunk")
+    parser.add_argument("--threshold", type=probability, default=None,
                         help="detection threshold (default: the one stored in the model)")
     parser.add_argument("--out", type=Path, default=None,
                         help="plot file (default: <audio>.probability.html beside the audio)")
