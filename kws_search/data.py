@@ -48,6 +48,9 @@ class DatasetIndex:
                 for s, items in self.splits.items()}
 
 
+CLIPPED = 0.999  # a sample this close to full scale counts as clipped
+
+
 def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
     """Read a wav as float32 mono at `sample_rate` (stereo is mixed down, other rates resampled)."""
     try:
@@ -56,6 +59,8 @@ def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
         raise DataError(f"cannot read audio file {path}: {exc}; replace or delete it") from None
     if audio.shape[0] == 0:
         raise DataError(f"audio file {path} is empty (zero samples); replace or delete it")
+    if not np.isfinite(audio).all():
+        raise DataError(f"audio file {path} holds NaN or infinite samples; replace or delete it")
     audio = audio.mean(axis=1)  # [samples]
     if sr != sample_rate:
         audio = AF.resample(torch.from_numpy(audio), sr, sample_rate).numpy()
@@ -189,6 +194,14 @@ def load_clips(index: DatasetIndex, split: str, sample_rate: int, length: int,
         if len(skipped) > MAX_SKIPPED_FRACTION * len(items):
             raise DataError(f"{len(skipped)} of {len(items)} files in the {split} split of "
                             f"{index.root} are unreadable (first: {first_error})")
+    for what, odd in (("silent", ~audio.any(axis=1)),
+                      ("clipped (over 1% of samples at full scale)",
+                       (np.abs(audio) >= CLIPPED).mean(axis=1) > 0.01)):
+        odd &= keep
+        if odd.any():
+            first = items[int(np.flatnonzero(odd)[0])][0]
+            logger.warning("%d %s clip(s) in the %s split, first: %s", int(odd.sum()), what,
+                           split, first)
     labels = np.array([lab for _, lab in items], dtype=np.int64)
     return audio[keep], labels[keep], skipped
 

@@ -9,7 +9,6 @@ quality the search records; `noise=False` scores the clips as recorded.
 
 from __future__ import annotations
 
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,21 +157,13 @@ class Scorer:
     probabilities: Callable[[np.ndarray], np.ndarray]  # audio [clips, samples] -> [clips]
 
 
-def _is_exported(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("extra/kws_search.json") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def load_scorer(path: Path | str) -> Scorer:
     """A teacher/student checkpoint or a `kws-search export` file; CheckpointError if neither."""
     from kws_search.checkpoint import load_model
-    from kws_search.export import load_exported
+    from kws_search.export import is_exported, load_exported
 
     path = Path(path)
-    if path.is_file() and _is_exported(path):
+    if is_exported(path):
         module, info = load_exported(path)
 
         def stream_offline(audio: np.ndarray) -> np.ndarray:

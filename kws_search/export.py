@@ -20,15 +20,17 @@ and offline numbers agree closely but not bit for bit.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from kws_search.checkpoint import load_model
+from kws_search.checkpoint import CheckpointError, load_model, read_checkpoint
 from kws_search.features import FeatureConfig, LogMel
 from kws_search.models import CRNNConfig
 
@@ -275,6 +277,9 @@ def export_checkpoint(checkpoint: Path, out: Path, max_window_seconds: float = 1
     The file loads with plain `torch.jit.load` (no kws_search needed); its configs and metrics
     are in the extra file `kws_search.json` (see `read_export_info`).
     """
+    out = Path(out)
+    if out.is_dir():
+        raise CheckpointError(f"--out {out} is a folder; give a file name, e.g. {out / 'model.pt'}")
     model, state = load_model(checkpoint)
     module = build_streaming(model, state, max_window_seconds, threshold)
     scripted = torch.jit.script(module)
@@ -287,17 +292,48 @@ def export_checkpoint(checkpoint: Path, out: Path, max_window_seconds: float = 1
         "dataset_fingerprint": state.get("dataset_fingerprint"),
         "checkpoint": str(checkpoint),
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(scripted, str(out),
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer,
                    _extra_files={EXTRA_FILE: json.dumps(info, indent=2, default=str)})
+    part = out.with_name(f"{out.name}.part")
+    try:  # Python's own file errors name the path and the reason (a C++ enforce does not)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(buffer.getvalue())
+        part.replace(out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)  # nothing half-written is left behind
+        raise CheckpointError(f"cannot write {out}: {exc.strerror}; pass --out a writable "
+                              "file") from None
     logger.info("exported streaming %s model (%s, window %d steps) to %s",
                 state["keyword"], state.get("quant"), module.max_window_length, out)
     return out
 
 
+def is_exported(path: Path) -> bool:
+    """Whether `path` is a file written by `export_checkpoint` (TorchScript with our info)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(f"extra/{EXTRA_FILE}") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """A scripted streaming model (reset, in eval mode) and its `kws_search.json` info."""
+    """A scripted streaming model (reset, in eval mode) and its `kws_search.json` info.
+
+    CheckpointError says what the file is instead when it is not one (a trial or teacher
+    checkpoint is exported first)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model {path} does not exist")
+    if not is_exported(path):
+        try:
+            kind = f"a {read_checkpoint(path)['kind']} checkpoint"
+        except CheckpointError:
+            kind = "not a model file"
+        raise CheckpointError(f"{path} is {kind}, not a streaming model made by `kws-search "
+                              "export`; export it first (`kws-search export --trial N`, or "
+                              "`--teacher` for the teacher)")
     extra = {EXTRA_FILE: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     module.eval()

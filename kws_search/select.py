@@ -9,23 +9,12 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.objective import feasible
-from kws_search.study import open_storage
 
 RULES = ("balanced", "fastest", "smallest", "best")
 
 
 class SelectionError(ValueError):
     """No trial fits what was asked; the message says what exists."""
-
-
-def load_study(name: str, storage: str) -> optuna.Study:
-    """An existing study; SelectionError lists the studies the storage holds."""
-    backend = open_storage(storage, heartbeat=False)
-    names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
-    if name not in names:
-        raise SelectionError(f"no study {name!r} in {storage}; it holds: "
-                             f"{', '.join(names) or 'no studies'}")
-    return optuna.load_study(study_name=name, storage=backend)
 
 
 def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balanced",

@@ -18,7 +18,9 @@ import logging
 import multiprocessing as mp
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -60,6 +62,8 @@ GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and 
 MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
 MAX_RETRY = 2  # times one student is retried after its worker died or was interrupted
 INTERRUPTED = "interrupted (Ctrl-C / SIGINT)"
+STORAGE_FAILURE = "storage failure"  # a trial that could not be saved: the disk, not the student
+LOW_DISK = 1 << 30  # bytes free under the artifact folder below which a run warns
 CALIBRATION_CLIPS = 512
 
 # Students the seeds reached by hand (BACKGROUND.md), so the front starts where people got.
@@ -137,6 +141,11 @@ def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INT
         storage = _rdb_storage(url, kwargs)
     except Exception as exc:  # sqlalchemy raises many kinds for bad URLs and dead servers
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ImportError) or "Failed to import DB access module" in first:
+            driver = url.split("://")[0]
+            raise StudyError(f"cannot open storage {masked_url(given)!r}: the database driver "
+                             f"for {driver} is not installed; run pip install -e "
+                             "\".[postgres]\" (psycopg2) and use a postgresql:// URL") from None
         raise StudyError(f"cannot open storage {masked_url(given)!r}: {first}; check the URL "
                          "(e.g. sqlite:///studies/x.db or postgresql://user:pw@host/db) "
                          "and that the server is reachable") from None
@@ -160,8 +169,8 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def retry_interrupted(study: optuna.Study, target: int) -> int:
-    """Queue again the students of trials stopped by Ctrl-C (not yet retried), as far as the
-    study is short of `target`; returns how many."""
+    """Queue again the students of trials stopped by Ctrl-C or a storage failure (not yet
+    retried), as far as the study is short of `target`; returns how many."""
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     waiting = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
@@ -169,7 +178,8 @@ def retry_interrupted(study: optuna.Study, target: int) -> int:
     queued = 0
     for t in trials:
         if (queued < room and t.state == TrialState.FAIL and t.number not in retried
-                and t.user_attrs.get("fail_reason", "").startswith(INTERRUPTED)):
+                and t.user_attrs.get("fail_reason", "").startswith((INTERRUPTED,
+                                                                     STORAGE_FAILURE))):
             retry_trial(study, t)
             queued += 1
     return queued
@@ -288,6 +298,22 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
             study.set_user_attr(key, value)
 
 
+def check_writable(folder: Path) -> None:
+    """The artifact folder takes a file (before any student trains for it); warn when the
+    disk under it is nearly full."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise StudyError(f"artifact folder {folder} is not writable ({exc.strerror or exc}); "
+                         "fix it or pass --artifact-dir") from None
+    free = shutil.disk_usage(folder).free
+    if free < LOW_DISK:
+        logger.warning("only %d MiB free under %s; every complete trial stores a checkpoint "
+                       "there", free >> 20, folder)
+
+
 def build_context(settings: RunSettings, progress: bool = True) -> SearchContext:
     """Features, teacher, teacher outputs and calibration clips: once per worker."""
     features = prepare_features(settings.data, settings.keyword, settings.features,
@@ -338,8 +364,12 @@ def _cached_teacher_outputs(teacher: torch.nn.Module, features: Any,
     stamp = int(settings.teacher.stat().st_mtime_ns)
     path = settings.cache_dir / f"teacher-outputs-{features.fingerprint[:12]}-{stamp}.pt"
     if path.is_file():
-        state = torch.load(path, weights_only=True)
-        return TeacherOutputs(state["logits"], state["attention"])
+        try:
+            state = torch.load(path, weights_only=True)
+            return TeacherOutputs(state["logits"], state["attention"])
+        except Exception as exc:  # truncated or foreign: say which file, then rebuild it
+            logger.warning("teacher outputs cache %s is unreadable (%s); rebuilding it", path,
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     outputs = teacher_outputs(teacher, features.train)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -455,6 +485,11 @@ def _with_fail_reason(objective: Callable, target: int) -> Callable:
             return objective(trial)
         except optuna.TrialPruned:
             raise
+        except OSError as exc:  # the disk or a folder failed, not the student
+            where = f" ({exc.filename})" if exc.filename else ""
+            trial.set_user_attr("fail_reason", f"{STORAGE_FAILURE}: {exc.strerror or exc}"
+                                               f"{where}"[:300])
+            raise
         except Exception as exc:
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:300])
@@ -532,6 +567,10 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
         consecutive_failures = consecutive_failures + 1 if failed else 0
         if on_trial:
             on_trial()
+        if failed and done[-1].user_attrs.get("fail_reason", "").startswith(STORAGE_FAILURE):
+            raise StudyError(f"trial {done[-1].number} could not be saved: "
+                             f"{done[-1].user_attrs['fail_reason']}; free space or fix the "
+                             "folder, then re-run the same command (the trial is retried)")
         if consecutive_failures >= 20:
             reason = done[-1].user_attrs.get("fail_reason", "unknown")
             raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
@@ -580,6 +619,7 @@ def run_search(settings: RunSettings, progress: bool = True,
     space = load_space(settings.space)
     study = open_study(settings)
     check_identity(study, study_identity(settings, space), settings.allow_changes)
+    check_writable(settings.artifact_dir or artifact_dir_for(settings.storage, settings.study))
     context = build_context(settings, progress=progress)
     record_study_info(study, settings, context, space)
     if settings.seed_hand_tuned:
@@ -588,7 +628,8 @@ def run_search(settings: RunSettings, progress: bool = True,
             logger.info("queued %d hand-tuned students from the seeds", queued)
     retried = retry_interrupted(study, settings.trials)
     if retried:
-        logger.warning("retrying %d student(s) interrupted by Ctrl-C last time", retried)
+        logger.warning("retrying %d student(s) interrupted last time (Ctrl-C or storage)",
+                       retried)
     cores = os.cpu_count() or 1
     threads = settings.threads or max(1, cores // settings.jobs)  # 0: share the cores out
     if settings.jobs <= 1:

@@ -51,15 +51,20 @@ def train_clip(data: Path, word: str) -> Path:
 
 # --- datasets -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["random bytes", "zero samples"])
+@pytest.mark.parametrize("damage", ["random bytes", "zero samples", "header only",
+                                    "nan samples"])
 def test_an_unreadable_clip_in_a_small_dataset_is_an_error_naming_it(damage, tiny_data,
                                                                     tmp_path, capsys):
     data = damaged(tiny_data, tmp_path)
     clip = train_clip(data, "yes")
     if damage == "random bytes":
         clip.write_bytes(os.urandom(3000))
-    else:
+    elif damage == "zero samples":
         sf.write(clip, np.zeros(0, dtype=np.float32), 16_000)
+    elif damage == "header only":
+        clip.write_bytes(clip.read_bytes()[:44])
+    else:
+        sf.write(clip, np.full(16_000, np.nan, dtype=np.float32), 16_000, subtype="FLOAT")
     assert main(teacher_args(data, tmp_path)) == 1
     message = error_line(capsys)
     assert f"yes/{clip.name}" in message and "unreadable" in message
@@ -351,3 +356,51 @@ def test_streaming_a_file_that_is_not_audio_is_an_error_naming_it(kept, tmp_path
     assert main(["stream", str(model), str(text)]) == 1
     message = error_line(capsys)
     assert str(text) in message and "cannot read audio" in message
+
+
+def test_a_trial_checkpoint_given_to_stream_says_export_it_first(kept, tmp_path, capsys):
+    url, _ = kept
+    assert main(["export", "--storage", url, "--study", "tiny", "--trial", "0",
+                 "--checkpoints", str(tmp_path / "ckpt")]) == 0
+    capsys.readouterr()
+    [checkpoint] = (tmp_path / "ckpt").glob("tiny-trial0.pt")
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(["stream", str(checkpoint), str(audio)]) == 1
+    assert (f"{checkpoint} is a student checkpoint, not a streaming model made by `kws-search "
+            "export`; export it first") in error_line(capsys)
+
+
+def test_export_to_a_folder_or_of_a_missing_study_is_an_error_leaving_nothing(kept, tmp_path,
+                                                                             capsys):
+    url, _ = kept
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert main(["export", "--storage", url, "--study", "tiny", "--trial", "0",
+                 "--checkpoints", str(tmp_path / "ckpt"), "--out", str(folder)]) == 1
+    assert f"--out {folder} is a folder; give a file name" in error_line(capsys)
+    missing = tmp_path / "nosuch.db"
+    assert main(["export", "--storage", f"sqlite:///{missing}", "--study", "nosuch"]) == 1
+    assert "no study database at" in error_line(capsys)
+    assert not missing.exists()
+
+
+def test_a_postgresql_url_without_its_driver_says_what_to_install(tiny_data, tiny_teacher,
+                                                                  tmp_path, capsys):
+    url = "postgresql+psycopg://u:secret@127.0.0.1/kws"  # psycopg 3: not in the test extras
+    assert main(run_args(url, tiny_data, tiny_teacher, tmp_path, "--space", "tiny")) == 1
+    message = error_line(capsys)
+    assert 'pip install -e ".[postgres]"' in message and "secret" not in message
+
+
+def test_an_artifact_folder_that_cannot_hold_files_is_refused_before_any_training(
+        made, cli_inputs, tmp_path, capsys):
+    url, before, folder = made
+    data, teacher, _ = cli_inputs
+    blocked = tmp_path / "artifacts"
+    blocked.write_text("a file where the folder should be")
+    argv = run_args(url, data, teacher, folder, "--space", "tiny", "--artifact-dir",
+                    str(blocked / "inner"))
+    assert main(argv) == 1
+    assert f"artifact folder {blocked / 'inner'} is not writable" in error_line(capsys)
+    assert snapshot(url) == before

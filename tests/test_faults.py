@@ -10,6 +10,7 @@ and re-running the same command resumes to the requested total. Heartbeats every
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,3 +202,31 @@ def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     assert trials[done.number].state == TrialState.COMPLETE
     assert trials[started.number].state == TrialState.FAIL
     assert "interrupted" in trials[started.number].user_attrs["fail_reason"]
+
+
+def test_a_storage_failure_stops_the_run_at_once_and_the_trial_is_retried(
+        cli_inputs, tmp_path, start):
+    """The artifact folder turns into a file mid-run (a disk gone read-only or full reads the
+    same to the trial: an OSError on save): the run stops after that trial, naming the
+    failure, instead of training more students into it; the re-run retries the student."""
+    space = tiny_space(tmp_path, "slow")
+    db = tmp_path / "faults.db"
+    artifacts = tmp_path / "faults-artifacts"
+    args = run_args(cli_inputs, db, space, 3)
+    proc = start(args)
+    [broken] = wait_until_training(proc, db, running=1, complete=1)
+    shutil.rmtree(artifacts)
+    artifacts.write_text("not a folder any more")
+    assert proc.wait(timeout=120) == 1
+    err = (tmp_path / "stderr.txt").read_text()
+    assert f"trial {broken.number} could not be saved: storage failure: " in err, err[-2000:]
+    assert "re-run the same command" in err and "Traceback" not in err
+    trials = trials_of(db)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+
+    artifacts.unlink()
+    assert main(args) == 0
+    after = trials_of(db)
+    [retry] = [t for t in after if t.system_attrs.get("failed_trial") == broken.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == broken.params
+    assert sum(t.state == TrialState.COMPLETE for t in after) == 3
