@@ -9,10 +9,10 @@ Each run is one `kws-search run --jobs 1 --threads 1 --timeout BUDGET --no-cross
 side (the 2 cores), and the order interleaves the methods (seed 0 of each method, then seed 1,
 ...), so machine noise hits all of them alike. Methods:
 
-    new     the default: `--space default` (log-uniform sizes, multi-fidelity rungs), tpe
+    new     the default: `--space default` (log-uniform sizes, multi-fidelity rungs), gp
     tpe     the setup before: `--space full-training` (every student 12 epochs), tpe
     random  `--space full-training`, random search
-    gp, nsga2, auto-free variants: `--space default` with that sampler
+    tpe-rungs, nsga2, random-rungs: `--space default` with that sampler
 
 Hypervolume is of the feasible front (complete trials within the bar), against the fixed
 reference point (bar, 1x, 1x), in gains (1 - quality / bar, speed-up - 1, compression - 1), at
@@ -40,10 +40,10 @@ from kws_search.fidelity import finished
 from kws_search.report import gains, hypervolume
 
 METHODS = {  # name -> (space, sampler)
-    "new": ("default", "tpe"),
+    "new": ("default", "gp"),
     "tpe": ("full-training", "tpe"),
     "random": ("full-training", "random"),
-    "gp": ("default", "gp"),
+    "tpe-rungs": ("default", "tpe"),
     "nsga2": ("default", "nsga2"),
     "random-rungs": ("default", "random"),
 }
@@ -142,8 +142,8 @@ def analyze(args: argparse.Namespace) -> None:
         for seed in range(args.seeds):
             name = run_name(method, seed)
             path = args.work / f"{name}.db"
-            if path.is_file():
-                studies[method, seed] = optuna.load_study(study_name=name,
+            if path.is_file():  # one study per file (by its file name: runs can be renamed)
+                studies[method, seed] = optuna.load_study(study_name=None,
                                                           storage=f"sqlite:///{path}")
     if not studies:
         raise SystemExit(f"no bench databases in {args.work}; run without --analyze-only")

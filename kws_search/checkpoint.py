@@ -10,6 +10,7 @@ A checkpoint is a dict saved with torch.save:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from kws_search.models import CRNNConfig
 from kws_search.quantize import quantized_structure
 
 FORMAT_VERSION = 1
+EXPORT_INFO = "kws_search.json"  # the extra file `kws-search export` puts in its TorchScript
 
 
 class CheckpointError(ValueError):
@@ -46,17 +48,31 @@ def save_checkpoint(path: Path | str, model: nn.Module, *, kind: str, model_conf
     return path
 
 
+def is_exported(path: Path) -> bool:
+    """Whether `path` is a file written by `export_checkpoint` (TorchScript with our info)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(f"extra/{EXPORT_INFO}") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     """The checkpoint dict; CheckpointError names the file when it cannot be used."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if is_exported(path):
+        raise CheckpointError(f"{path} is a streaming model made by `kws-search export`, not a "
+                              "checkpoint; use the checkpoint it was exported from")
     try:
         # Quantized state_dicts hold packed params that only load with weights_only=False;
         # the file is one this tool wrote (or the user pointed at).
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a checkpoint written by kws-search (teacher or "
+                              f"trial): {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a kws-search checkpoint (format {FORMAT_VERSION})")
     return state

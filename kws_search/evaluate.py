@@ -159,8 +159,8 @@ class Scorer:
 
 def load_scorer(path: Path | str) -> Scorer:
     """A teacher/student checkpoint or a `kws-search export` file; CheckpointError if neither."""
-    from kws_search.checkpoint import load_model
-    from kws_search.export import is_exported, load_exported
+    from kws_search.checkpoint import is_exported, load_model
+    from kws_search.export import load_exported
 
     path = Path(path)
     if is_exported(path):

@@ -23,20 +23,25 @@ from __future__ import annotations
 import io
 import json
 import logging
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from kws_search.checkpoint import CheckpointError, load_model, read_checkpoint
+from kws_search.checkpoint import (
+    EXPORT_INFO,
+    CheckpointError,
+    is_exported,
+    load_model,
+    read_checkpoint,
+)
 from kws_search.features import FeatureConfig, LogMel
 from kws_search.models import CRNNConfig
 
 logger = logging.getLogger(__name__)
 
-EXTRA_FILE = "kws_search.json"
+EXTRA_FILE = EXPORT_INFO
 KEYWORD_CLASS = 1
 
 
@@ -307,15 +312,6 @@ def export_checkpoint(checkpoint: Path, out: Path, max_window_seconds: float = 1
     logger.info("exported streaming %s model (%s, window %d steps) to %s",
                 state["keyword"], state.get("quant"), module.max_window_length, out)
     return out
-
-
-def is_exported(path: Path) -> bool:
-    """Whether `path` is a file written by `export_checkpoint` (TorchScript with our info)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith(f"extra/{EXTRA_FILE}") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:

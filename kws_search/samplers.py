@@ -9,7 +9,7 @@ import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, TrialState
 
-SAMPLERS = ("tpe", "gp", "nsga2", "random")
+SAMPLERS = ("gp", "tpe", "nsga2", "random")
 
 
 class UnknownSampler(ValueError):

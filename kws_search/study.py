@@ -91,7 +91,7 @@ class RunSettings:
     study: str
     storage: str
     space: str = "default"
-    sampler: str = "tpe"
+    sampler: str = "gp"
     seed: int = 0
     trials: int = 200
     jobs: int = 1
@@ -485,10 +485,8 @@ def _with_fail_reason(objective: Callable, target: int) -> Callable:
             return objective(trial)
         except optuna.TrialPruned:
             raise
-        except OSError as exc:  # the disk or a folder failed, not the student
-            where = f" ({exc.filename})" if exc.filename else ""
-            trial.set_user_attr("fail_reason", f"{STORAGE_FAILURE}: {exc.strerror or exc}"
-                                               f"{where}"[:300])
+        except (OSError, sqlalchemy.exc.OperationalError) as exc:  # the disk, not the student
+            trial.set_user_attr("fail_reason", f"{STORAGE_FAILURE}: {_storage_text(exc)}"[:300])
             raise
         except Exception as exc:
             if "fail_reason" not in trial.user_attrs:
@@ -498,6 +496,13 @@ def _with_fail_reason(objective: Callable, target: int) -> Callable:
             trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
     return wrapped
+
+
+def _storage_text(exc: Exception) -> str:
+    """What failed, in one line: the OS reason and path, or the database's message."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
 
 
 def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
@@ -561,6 +566,10 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
         except KeyboardInterrupt:
             _fail_if_left_running(settings, study)
             raise
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # the database itself failed
+            raise StudyError(f"the study storage {masked_url(settings.storage)} failed: "
+                             f"{_storage_text(exc)}; fix it (disk space, server), then re-run "
+                             "the same command to resume") from None
         if done and done[-1].state == TrialState.PRUNED and "surplus" in done[-1].user_attrs:
             continue  # another worker took the last slot
         failed = bool(done) and done[-1].state == TrialState.FAIL

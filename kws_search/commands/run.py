@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--space", default="default",
                         help="search space: a name in search_spaces/ or a YAML path")
-    parser.add_argument("--sampler", default="tpe",
-                        help="tpe (default), gp, nsga2 or random (see README, \"Samplers\")")
+    parser.add_argument("--sampler", default="gp",
+                        help="gp (default), tpe, nsga2 or random (see README, \"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     cores = os.cpu_count() or 1
     parser.add_argument("--jobs", type=positive_int, default=None,
@@ -192,6 +192,12 @@ def print_front(study) -> None:
     front = feasible_front(study.get_trials(deepcopy=False))
     if not front:
         print("no feasible student yet (quality within 1.1x of the teacher)")
+        complete = sorted((t for t in study.get_trials(deepcopy=False)
+                           if t.values is not None), key=lambda t: t.values[0])
+        for t in complete[:3]:
+            q, sp, cp = t.values
+            print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
+                  f"speed-up {sp:.1f}x, compression {cp:.1f}x")
     else:
         crossed = any("cross_quality" in t.user_attrs for t in front)
         rows = []
