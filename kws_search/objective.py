@@ -75,7 +75,7 @@ class SearchContext:
     teacher_outputs: TeacherOutputs
     teacher_metrics: dict[str, Any]
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
-    artifact_store: FileSystemArtifactStore | None = None
+    artifact_dir: Path | None = None  # trial checkpoints go here (an Optuna artifact store)
     cross: CrossSet | None = None  # recorded only (`run --cross-data`)
 
     @property
@@ -148,7 +148,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
         for key, value in measures.items():
             trial.set_user_attr(key, value)
         _set_constraint(trial, quality - context.quality_bar)
-        if context.artifact_store is not None:
+        if context.artifact_dir is not None:
             _attach_checkpoint(trial, context, deployed, config, measures)
         return quality, speedup, compression
 
@@ -173,6 +173,14 @@ def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, model: torch
                         metrics=measures, extra={"distill": config.distill.to_dict(),
                                                  "train": config.train.to_dict(),
                                                  "trial": trial.number})
-        artifact_id = upload_artifact(artifact_store=context.artifact_store,
-                                      file_path=str(path), study_or_trial=trial)
+        before = set(context.artifact_dir.iterdir())
+        try:
+            artifact_id = upload_artifact(
+                artifact_store=FileSystemArtifactStore(str(context.artifact_dir)),
+                file_path=str(path), study_or_trial=trial)
+        except OSError:  # disk full or folder gone: leave no half-written checkpoint
+            if context.artifact_dir.is_dir():
+                for partial in set(context.artifact_dir.iterdir()) - before:
+                    partial.unlink(missing_ok=True)
+            raise
     trial.set_user_attr("checkpoint_artifact", artifact_id)

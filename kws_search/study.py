@@ -32,7 +32,6 @@ from typing import Any
 import optuna
 import sqlalchemy
 import torch
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -323,12 +322,12 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     outputs = _cached_teacher_outputs(teacher, features, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]
-    store = FileSystemArtifactStore(str(_ensure_dir(
-        settings.artifact_dir or artifact_dir_for(settings.storage, settings.study))))
+    artifacts = _ensure_dir(settings.artifact_dir
+                            or artifact_dir_for(settings.storage, settings.study))
     cross = None
     if settings.cross_data is not None:
         cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
-    return SearchContext(features, outputs, metrics, features.train[0, pick].float(), store,
+    return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
                          cross)
 
 
@@ -391,8 +390,7 @@ def record_study_info(study: optuna.Study, settings: RunSettings, context: Searc
         "teacher_path": str(Path(settings.teacher).resolve()),
         "space": space.text,
         "features": settings.features.to_dict(),
-        "artifact_dir": str(Path(context.artifact_store._base_path).resolve())
-        if context.artifact_store else "",
+        "artifact_dir": str(context.artifact_dir.resolve()) if context.artifact_dir else "",
     }
     if context.cross is not None:  # recorded only; absent without --cross-data
         info["cross_data"] = str(Path(context.cross.eval_set.root).resolve())
