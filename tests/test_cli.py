@@ -64,7 +64,8 @@ def test_errors_are_one_line_and_nonzero(workdir, tiny_data, capsys):
     assert main(["teacher", "--data", str(workdir / "missing")]) == 1
     assert "kws-search data synth" in capsys.readouterr().err
     assert main(["export", "--study", "absent"]) == 1
-    assert "no study 'absent'" in capsys.readouterr().err
+    assert "no study database at sqlite:///studies/absent.db" in capsys.readouterr().err
+    assert not (workdir / "studies" / "absent.db").exists()
 
 
 def test_every_subcommand_has_help_with_an_example():
