@@ -267,9 +267,13 @@ class StreamingKWS(nn.Module):
 def build_streaming(model: nn.Module, state: dict[str, Any], max_window_seconds: float = 1.0,
                     threshold: float | None = None) -> StreamingKWS:
     """A StreamingKWS around a loaded model and its checkpoint dict (see checkpoint.py)."""
+    config = CRNNConfig.from_dict(state["model"])
+    if config.bidirectional:
+        raise CheckpointError("a bidirectional model needs the whole clip and cannot stream; "
+                              "export a student (students are unidirectional)")
     if threshold is None:
         threshold = float(state.get("metrics", {}).get("threshold", 0.5))
-    return StreamingKWS(model, CRNNConfig.from_dict(state["model"]),
+    return StreamingKWS(model, config,
                         FeatureConfig(**state["features"]), keyword=state["keyword"],
                         quant=state.get("quant", "none"), max_window_seconds=max_window_seconds,
                         threshold=threshold)

@@ -32,6 +32,9 @@ class CRNNConfig:
     layers: int = 2
     dropout: float = 0.1
     n_classes: int = 2
+    # teachers only (an imported one may be): a bidirectional RNN needs the whole clip, so it
+    # cannot stream, and students never are
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         if self.rnn not in RNN_CELLS:
@@ -53,6 +56,11 @@ class CRNNConfig:
     def rnn_input(self) -> int:
         """Features per time step fed to the RNN: channels x frequency bins."""
         return self.cnn_channels * self.conv_freq
+
+    @property
+    def rnn_output(self) -> int:
+        """Features per time step out of the RNN (both directions of a bidirectional one)."""
+        return self.hidden * (2 if self.bidirectional else 1)
 
     def steps(self, frames: int) -> int:
         """RNN time steps produced from `frames` feature frames."""
@@ -97,9 +105,10 @@ class CRNN(nn.Module):
         self.dequant = torch.ao.quantization.DeQuantStub()
         rnn_cls = nn.GRU if c.rnn == "gru" else nn.RNN
         self.rnn = rnn_cls(c.rnn_input, c.hidden, num_layers=c.layers, batch_first=True,
-                           dropout=c.dropout if c.layers > 1 else 0.0)
-        self.attention = Attention(c.hidden)
-        self.classifier = nn.Linear(c.hidden, c.n_classes)
+                           dropout=c.dropout if c.layers > 1 else 0.0,
+                           bidirectional=c.bidirectional)
+        self.attention = Attention(c.rnn_output)
+        self.classifier = nn.Linear(c.rnn_output, c.n_classes)
 
     def conv_features(self, x: torch.Tensor) -> torch.Tensor:
         """Log-mel [batch, n_mels, frames] -> RNN inputs [batch, steps, channels * freq]."""

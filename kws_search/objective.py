@@ -11,7 +11,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,8 @@ def make_objective(context: SearchContext, space: SearchSpace,
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         config = space.sample(trial)
+        # students read the features the teacher was trained on (an imported one may differ)
+        config = replace(config, model=replace(config.model, n_mels=features.config.n_mels))
         start = time.perf_counter()
         # speed-up and compression follow from the architecture alone: known before training,
         # so students stopped at a rung are compared (and reported) with them

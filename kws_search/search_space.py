@@ -72,6 +72,9 @@ class SearchSpace:
         quant = section("quant").get("mode", "none")
         if quant not in QUANT_MODES:
             raise SearchSpaceError(f"quant.mode {quant!r} is not one of {QUANT_MODES}")
+        if section("model").get("bidirectional"):
+            raise SearchSpaceError("model.bidirectional: students stream, so they are "
+                                   "unidirectional; only a teacher may be bidirectional")
         return TrialConfig(CRNNConfig(**section("model")), DistillConfig(**section("distill")),
                            TrainConfig(**section("train")), quant)
 

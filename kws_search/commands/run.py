@@ -143,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
                         "`kws-search data synth --engine festival`")
     jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
     _ensure_inputs(args)
+    from kws_search.checkpoint import read_checkpoint
+    from kws_search.features import FeatureConfig
+
+    features = FeatureConfig(**read_checkpoint(teacher_file(args))["features"])  # the teacher's
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
                            sampler=args.sampler, seed=args.seed, trials=args.trials,
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                            artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
                            threads=args.threads, cross_data=args.cross_data,
-                           allow_changes=args.allow_changes)
+                           allow_changes=args.allow_changes, features=features)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kws_search.commands.common import add_data_options, positive_int, teacher_file
 
@@ -10,6 +11,8 @@ HELP = """examples:
   kws-search teacher                       # hidden 64, trained to convergence, on data/synth
   kws-search teacher --recipe seminar      # the seminar's recipe (lr 3e-4, 20 epochs)
   kws-search teacher --hidden 32 --epochs 30 --force
+  kws-search teacher --import seminar_crnn.pt                  # your own, seminar format
+  kws-search teacher --import bi.pt --import-config bi.yaml    # e.g. bidirectional: true
 """
 
 
@@ -26,7 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="at most this many epochs (default: 80 converged, 20 seminar)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true",
-                        help="retrain even when a matching teacher exists")
+                        help="retrain (or re-import) even when a matching teacher exists")
+    parser.add_argument("--import", dest="import_file", type=Path, default=None, metavar="FILE",
+                        help="use your own teacher: a state_dict of the course seminar's CRNN "
+                             "(torch.save(model.state_dict(), FILE)); it is measured on --data "
+                             "and saved as the teacher checkpoint, nothing is trained")
+    parser.add_argument("--import-config", type=Path, default=None, metavar="YAML",
+                        help="the seminar settings of an imported teacher (n_mels, kernel_size, "
+                             "stride, cnn_out_channels, hidden_size, gru_num_layers, "
+                             "bidirectional, num_classes); default: the seminar's")
+    parser.add_argument("--bidirectional", action="store_true", default=None,
+                        help="the imported teacher's GRU is bidirectional")
     parser.set_defaults(func=run)
 
 
@@ -37,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from kws_search.models import CRNNConfig
     from kws_search.teacher import RECIPES, TeacherMismatch, load_teacher, train_teacher
 
-    features = prepare_features(args.data, args.keyword, FeatureConfig(), args.cache)
     path = teacher_file(args)
+    if args.import_file is not None:
+        return _import(args, path)
+    features = prepare_features(args.data, args.keyword, FeatureConfig(), args.cache)
     model_config = CRNNConfig(hidden=args.hidden)
     if path.is_file() and not args.force:
         try:
@@ -57,4 +72,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {metrics['params']} params, {metrics['macs']} MACs, {metrics['bytes']} bytes, "
           f"{metrics['latency_ms']:.2f} ms per clip, trained in {metrics['train_seconds']:.0f} s "
           f"(best epoch {metrics['best_epoch']})")
+    return 0
+
+
+def _import(args: argparse.Namespace, path: Path) -> int:
+    from kws_search.checkpoint import CheckpointError
+    from kws_search.features import prepare_features
+    from kws_search.seminar import (
+        feature_config,
+        import_teacher,
+        load_config,
+        read_state_dict,
+        to_crnn_state,
+    )
+
+    config = load_config(args.import_config, bidirectional=args.bidirectional)
+    to_crnn_state(read_state_dict(args.import_file), config)  # a misfit fails before the data
+    if path.is_file() and not args.force:
+        raise CheckpointError(f"teacher {path} exists; --force replaces it with the imported "
+                              "one, or pass --teacher PATH")
+    features = prepare_features(args.data, args.keyword, feature_config(config), args.cache)
+    _, metrics = import_teacher(args.import_file, config, features, path)
+    print(f"imported {args.import_file} ({config.describe()}) as teacher {path}")
+    print(f"  validation quality {metrics['val_quality']:.3e}  test {metrics['test_quality']:.3e}")
+    print(f"  {metrics['params']} params, {metrics['macs']} MACs, {metrics['bytes']} bytes, "
+          f"{metrics['latency_ms']:.2f} ms per clip")
+    if config.bidirectional:
+        print("  bidirectional: it teaches students, which stay unidirectional so they stream; "
+              "it cannot be exported as a streaming model itself")
     return 0
