@@ -23,7 +23,7 @@ from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureSet
-from kws_search.fidelity import RungJudge
+from kws_search.fidelity import RUNG_PREFIX, RungJudge
 from kws_search.measure import count_macs, predict
 from kws_search.models import CRNN
 from kws_search.quantize import (
@@ -126,7 +126,8 @@ def make_objective(context: SearchContext, space: SearchSpace,
             trial.set_user_attr("train_seconds", time.perf_counter() - start)
             # infeasible by its quality so far, so samplers rank it with the students that
             # missed the bar instead of counting it feasible (a pruned trial has no values)
-            _set_constraint(trial, trial.user_attrs[f"rung_{stopped_at}"] - context.quality_bar)
+            _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
+                            - context.quality_bar)
             raise
         deployed = quantize(student, config.quant, context.calibration)
         train_seconds = time.perf_counter() - start
