@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from kws_search.fidelity import finished
-from kws_search.report import gains, hypervolume
+from kws_search.tables import gains, hypervolume
 
 METHODS = {  # name -> (space, sampler)
     "new": ("default", "gp"),

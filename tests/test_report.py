@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import warnings
 from pathlib import Path
 
 import optuna
@@ -14,17 +15,16 @@ from optuna.trial import TrialState
 from kws_search import cli
 from kws_search.commands import report as report_command
 from kws_search.objective import DIRECTIONS
-from kws_search.report import (
+from kws_search.report import ReportError, write_report
+from kws_search.study import feasible_front
+from kws_search.tables import (
     CI_COLUMN,
     CROSS_MEASURES,
     MEASURES,
-    ReportError,
     hypervolume,
     hypervolume_history,
     to_markdown,
-    write_report,
 )
-from kws_search.study import feasible_front
 
 FILES = ("trials.csv", "trials.md", "front.csv", "front.md", "quality_vs_macs.html",
          "quality_vs_bytes.html", "speedup_vs_compression.html", "hypervolume.html",
@@ -114,6 +114,20 @@ def test_hypervolume_is_exact_on_boxes():
     history = hypervolume_history(table, bar=1.0)
     assert list(history["hypervolume"]) == pytest.approx([1.0, 1.0, 1.5])  # 1 + 1 - .5
     assert list(history["front_size"]) == [1, 1, 2]
+
+
+def test_hypervolume_history_agrees_with_optuna(tiny_study, tiny_report):
+    """Our copy against Optuna's public (experimental) figure, the only public hypervolume:
+    same trials, same numbers once its first axis (quality, reference: the bar) is in bars."""
+    _, study = tiny_study
+    bar = study.user_attrs["quality_bar"]
+    ours = hypervolume_history(tiny_report.trials, bar)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        theirs = optuna.visualization.plot_hypervolume_history(study, [bar, 1.0, 1.0]).data[0]
+    assert list(ours["number"]) == list(theirs.x)
+    assert list(ours["hypervolume"]) == pytest.approx([v / bar for v in theirs.y], rel=1e-9)
+    assert ours["hypervolume"].iloc[-1] > 0  # the tiny study has a feasible student
 
 
 def test_markdown_escapes_and_blanks_missing():

@@ -181,8 +181,8 @@ def print_front(study) -> None:
     """The feasible Pareto front as a table, and failures summarized by reason."""
     import pandas as pd
 
-    from kws_search.report import CI_COLUMN, cross_text, interval_text
     from kws_search.study import feasible_front, summarize
+    from kws_search.tables import CI_COLUMN, cross_text, interval_text
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
     teacher = study.user_attrs.get("teacher", {})
