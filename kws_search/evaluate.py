@@ -29,7 +29,7 @@ from kws_search.data import (
     word_folders,
 )
 from kws_search.features import FeatureConfig, log_mel, mix_noise
-from kws_search.measure import au_fa_fr, predict
+from kws_search.measure import au_fa_fr, predict_deployed
 
 ALL = "all"
 _NOISE_SEED = {"validation": 1000, "test": 1001, "train": 1002, ALL: 1001}
@@ -177,7 +177,7 @@ def load_scorer(path: Path | str) -> Scorer:
     config = FeatureConfig(**state["features"])
 
     def batched(audio: np.ndarray) -> np.ndarray:
-        return predict(model, log_mel(audio, config))
+        return predict_deployed(model, log_mel(audio, config))
     threshold = float(state.get("metrics", {}).get("threshold", 0.5))
     return Scorer(path, str(state["kind"]), str(state.get("quant", "none")), state["keyword"],
                   config, threshold, batched)

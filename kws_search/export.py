@@ -1,7 +1,8 @@
 """Streaming TorchScript export: raw 16 kHz audio in, keyword probability out.
 
-`StreamingKWS` wraps the trained model's own layers (log-mel front end, conv, RNN, attention,
-classifier) with explicit state in buffers, as kws_streaming's "external state" mode does:
+`StreamingKWS` wraps the trained model itself (the deployed `CRNN`, whose `step` and `head` are
+its streaming mode) behind a log-mel front end, with explicit state in buffers, as
+kws_streaming's "external state" mode does:
 
 - samples: audio not yet framed; primed with n_fft // 2 zeros so stream frame k is centered on
   sample k * hop like the training (centered) STFT. Interior frames equal the training features
@@ -13,9 +14,9 @@ classifier) with explicit state in buffers, as kws_streaming's "external state" 
   attention pools over them, the oldest dropped first.
 
 Each call runs the network only on the new frames and steps. `offline(audio)` is the same
-computation on a whole clip from a fresh state (batched over time), the reference the stream is
-compared with. Dynamic int8 / float16 layers quantize activations per call, so for them streamed
-and offline numbers agree closely but not bit for bit.
+computation on a whole clip from a fresh state, the reference the stream is compared with. The
+RNN runs one step per call in both, as it does when the search scores a student
+(`CRNN.stepwise`), so dynamic int8 layers give the same numbers in all three.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from kws_search.checkpoint import (
     read_checkpoint,
 )
 from kws_search.features import FeatureConfig, LogMel
-from kws_search.models import CRNNConfig
+from kws_search.models import CRNN, CRNNConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _trim(buffer: torch.Tensor, end: int, keep_from: int) -> torch.Tensor:
 class StreamingKWS(nn.Module):
     """Keyword probability of a 16 kHz audio stream, batch 1, with state kept in buffers."""
 
-    def __init__(self, model: nn.Module, model_config: CRNNConfig, features: FeatureConfig, *,
+    def __init__(self, model: CRNN, model_config: CRNNConfig, features: FeatureConfig, *,
                  keyword: str, quant: str = "none", max_window_seconds: float = 1.0,
                  threshold: float = 0.5) -> None:
         super().__init__()
@@ -70,14 +71,8 @@ class StreamingKWS(nn.Module):
                              "streaming needs overlapping frames")
         if max_window_seconds <= 0:
             raise ValueError(f"max_window_seconds must be > 0, got {max_window_seconds}")
-        model = model.eval()
         self.front = LogMel(features, center=False)
-        self.quant_stub = model.quant
-        self.conv = model.conv
-        self.dequant = model.dequant
-        self.rnn = model.rnn
-        self.energy = model.attention.energy
-        self.classifier = model.classifier
+        self.model = model.eval()
         self.keyword = keyword
         self.keyword_class = KEYWORD_CLASS
         self.quant = quant
@@ -85,7 +80,6 @@ class StreamingKWS(nn.Module):
         self.hop_length = features.hop_length
         self.n_fft = features.n_fft
         self.pad = features.n_fft // 2
-        self.kernel_time = model_config.kernel_time
         self.stride_time = model_config.stride_time
         self.max_window_length = window_steps(model_config, features, max_window_seconds)
         self.window_length = self.max_window_length
@@ -94,7 +88,7 @@ class StreamingKWS(nn.Module):
         c = model_config
         self.register_buffer("samples", torch.zeros(self.pad))  # [samples]
         self.register_buffer("frames", torch.zeros(c.n_mels, 0))  # [n_mels, frames]
-        self.register_buffer("hidden", torch.zeros(c.layers, 1, c.hidden))  # [layers, 1, hidden]
+        self.register_buffer("hidden", model.initial_state())  # [layers, 1, hidden]
         self.register_buffer("outputs", torch.zeros(0, c.hidden))  # [steps <= window, hidden]
         self.register_buffer("energies", torch.zeros(0))  # [steps <= window]
         self.register_buffer("last_prob", torch.zeros(()))  # []
@@ -103,7 +97,7 @@ class StreamingKWS(nn.Module):
         self.steps_done = 0
         self.eval()
 
-    # --- the layers, shared by the streaming and offline paths -----------------------------
+    # --- the front end and the model's streaming mode -----------------------------------------
 
     def _frames_at(self, samples: int) -> int:
         """Frames computable once `samples` real samples have arrived."""
@@ -112,46 +106,22 @@ class StreamingKWS(nn.Module):
             return 0
         return (padded - self.n_fft) // self.hop_length + 1
 
-    def _steps_at(self, frames: int) -> int:
-        """RNN steps computable from `frames` frames."""
-        if frames < self.kernel_time:
-            return 0
-        return (frames - self.kernel_time) // self.stride_time + 1
-
     def _log_mel(self, samples: torch.Tensor, count: int) -> torch.Tensor:
         """The first `count` frames of buffered samples -> log-mel [n_mels, count]."""
         return self.front(samples[:(count - 1) * self.hop_length + self.n_fft])
 
-    def _conv(self, frames: torch.Tensor, count: int) -> torch.Tensor:
-        """The first `count` steps of buffered frames [n_mels, F] -> RNN inputs [1, count, in]."""
-        x = frames[:, :(count - 1) * self.stride_time + self.kernel_time]
-        x = self.dequant(self.conv(self.quant_stub(x[None, None])))  # [1, ch, freq, count]
-        return x.flatten(1, 2).transpose(1, 2)
-
-    def _rnn_steps(self, x: torch.Tensor, hidden: torch.Tensor,
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """RNN inputs [1, steps, in] -> outputs [steps, hidden], attention energies [steps],
-        and the new hidden state, one step per call.
-
-        Dynamic int8 layers pick their input scale from each call's whole input, so steps fed
-        together and one by one give different numbers. One step per call makes the result
-        independent of how the audio was chunked: streamed equals offline exactly.
-        """
-        outputs: list[torch.Tensor] = []
-        energies: list[torch.Tensor] = []
-        for t in range(x.size(1)):
-            out, hidden = self.rnn(x[:, t:t + 1], hidden)  # [1, 1, hidden]
-            outputs.append(out[0])
-            energies.append(self.energy(out[0]).squeeze(-1))  # [1]
-        if len(outputs) == 0:
-            return x.new_zeros(0, hidden.size(-1)), x.new_zeros(0), hidden
-        return torch.cat(outputs), torch.cat(energies), hidden
+    def _steps(self, frames: torch.Tensor, count: int, hidden: torch.Tensor,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The first `count` steps of buffered frames [n_mels, F] -> outputs [count, hidden],
+        attention energies [count] and the new hidden state, one step per call (so the result
+        does not depend on how the audio was chunked)."""
+        x = self.model.conv_features(frames[:, :(count - 1) * self.stride_time
+                                            + self.model.kernel_time].unsqueeze(0))
+        return self.model.run_steps(x, hidden)
 
     def _prob(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         """Keyword probability of attention pooling over outputs [T, hidden], energies [T]."""
-        weights = torch.softmax(energies, dim=0)  # [T]
-        context = weights.unsqueeze(0) @ outputs  # [1, hidden]
-        return torch.softmax(self.classifier(context), dim=-1)[0, self.keyword_class]
+        return torch.softmax(self.model.head(outputs, energies), dim=-1)[self.keyword_class]
 
     def _window_probs(self, outputs: torch.Tensor, energies: torch.Tensor, first: int,
                       count: int) -> torch.Tensor:
@@ -176,11 +146,10 @@ class StreamingKWS(nn.Module):
         self.samples = _trim(samples, self.samples_seen + self.pad,
                              self.frames_done * self.hop_length)
         self.frames = _trim(self.frames, self.frames_done, self.steps_done * self.stride_time)
-        new_steps = self._steps_at(self.frames_done) - self.steps_done
+        new_steps = self.model.steps(self.frames_done) - self.steps_done
         if new_steps <= 0:
             return torch.zeros(0)
-        x = self._conv(self.frames, new_steps)  # [1, new_steps, in]
-        out, energy, self.hidden = self._rnn_steps(x, self.hidden)
+        out, energy, self.hidden = self._steps(self.frames, new_steps, self.hidden)
         outputs = torch.cat([self.outputs, out])
         energies = torch.cat([self.energies, energy])
         old = self.outputs.size(0)
@@ -218,7 +187,7 @@ class StreamingKWS(nn.Module):
             last_hop = self.samples_seen // self.hop_length
             out: list[torch.Tensor] = []
             for hop in range(first_hop, last_hop + 1):
-                step = self._steps_at(self._frames_at(hop * self.hop_length)) - before_steps
+                step = self.model.steps(self._frames_at(hop * self.hop_length)) - before_steps
                 out.append(prev if step <= 0 else probs[step - 1])
             if len(out) == 0:
                 return torch.zeros(0)
@@ -255,11 +224,10 @@ class StreamingKWS(nn.Module):
         """
         with torch.no_grad():
             frames = self.features(audio)  # [n_mels, frames]
-            steps = self._steps_at(frames.size(1))
+            steps = self.model.steps(frames.size(1))
             if steps <= 0:
                 return torch.zeros(())
-            out, energies, _ = self._rnn_steps(self._conv(frames, steps),
-                                               torch.zeros_like(self.hidden))
+            out, energies, _ = self._steps(frames, steps, self.model.initial_state())
             window = self.max_window_length
             return self._prob(out[-window:], energies[-window:])
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from kws_search.quantize import batch_dependent
+
 THRESHOLD_FA_RATE = 0.005  # suggested detection threshold: at most 0.5% of negatives fire
 
 
@@ -159,6 +161,23 @@ def predict(model: nn.Module, features: torch.Tensor, batch: int = 1024) -> np.n
         logits = model(features[start:start + batch].float())
         out.append(torch.softmax(logits, dim=-1)[:, 1])
     return torch.cat(out).numpy()
+
+
+@torch.inference_mode()
+def predict_deployed(model: nn.Module, features: torch.Tensor) -> np.ndarray:
+    """Keyword probabilities for features [clips, n_mels, frames] as the exported stream
+    computes them (`CRNN.stepwise`: one clip and one RNN step per call).
+
+    That is the deployed model's number; a batched call differs for dynamic int8 layers
+    (`quantize.batch_dependent`). Models without such layers give the same numbers batched, to
+    float rounding, so they run batched; the others run scripted, as the export does.
+    """
+    model.eval()
+    if not batch_dependent(model):
+        return predict(model, features)
+    scripted = torch.jit.script(model)
+    logits = scripted.stepwise(features.float())
+    return torch.softmax(logits, dim=-1)[:, 1].numpy()
 
 
 def score(model: nn.Module, features: torch.Tensor, labels: torch.Tensor,

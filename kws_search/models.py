@@ -4,6 +4,14 @@ Conv2d over the log-mel image -> flatten channels x frequency -> GRU/RNN -> atte
 -> linear classifier, as in the course seminar. The conv sits between a QuantStub and a
 DeQuantStub so static post-training quantization and QAT can target it; in float they are
 identities.
+
+One model, two execution modes (as kws_streaming wraps one model definition for its streaming
+modes): `forward` runs a batch of whole clips at once, for training; `step` (one RNN step with
+explicit state) and `head` (attention pooling and the classifier over the steps so far) are
+what the streaming export runs, and `stepwise` runs them over whole clips, one clip and one
+step per call. Dynamically quantized layers pick their activation scale from each call's input,
+so for them only the stepwise path gives the deployed model's numbers: the search, the
+teacher's measurement and `evaluate` score that path.
 """
 
 from __future__ import annotations
@@ -15,6 +23,13 @@ import torch
 from torch import nn
 
 RNN_CELLS = ("gru", "rnn")
+
+
+def conv_steps(frames: int, kernel_time: int, stride_time: int) -> int:
+    """RNN time steps the conv makes of `frames` feature frames (0 when too few)."""
+    if frames < kernel_time:
+        return 0
+    return (frames - kernel_time) // stride_time + 1
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,7 @@ class CRNNConfig:
 
     def steps(self, frames: int) -> int:
         """RNN time steps produced from `frames` feature frames."""
-        return max(0, (frames - self.kernel_time) // self.stride_time + 1)
+        return conv_steps(frames, self.kernel_time, self.stride_time)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,10 +110,16 @@ class Attention(nn.Module):
 class CRNN(nn.Module):
     """Conv + RNN + attention keyword classifier on log-mel features [batch, n_mels, frames]."""
 
+    __jit_ignored_attributes__ = ["config"]  # a scripted (exported) model keeps the ints below
+
     def __init__(self, config: CRNNConfig) -> None:
         super().__init__()
         self.config = config
         c = config
+        self.kernel_time = c.kernel_time
+        self.stride_time = c.stride_time
+        self.bidirectional = c.bidirectional
+        self.state_shape = [c.layers * (2 if c.bidirectional else 1), 1, c.hidden]
         self.quant = torch.ao.quantization.QuantStub()
         self.conv = nn.Conv2d(1, c.cnn_channels, (c.kernel_freq, c.kernel_time),
                               stride=(c.stride_freq, c.stride_time))
@@ -124,6 +145,65 @@ class CRNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_parts(x)[0]
+
+    # --- the streaming mode: one step per call, state passed in and out ---------------------
+
+    @torch.jit.export
+    def steps(self, frames: int) -> int:
+        """RNN steps computable from `frames` log-mel frames."""
+        return conv_steps(frames, self.kernel_time, self.stride_time)
+
+    @torch.jit.export
+    def initial_state(self) -> torch.Tensor:
+        """The RNN state before the first step: zeros [layers, 1, hidden]."""
+        return torch.zeros(self.state_shape)
+
+    @torch.jit.export
+    def step(self, x: torch.Tensor, state: torch.Tensor,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One RNN step of one stream: input [1, 1, rnn_input] (a conv column) and state
+        [layers, 1, hidden] -> output [1, hidden], its attention energy [1], the new state."""
+        out, state = self.rnn(x, state)
+        out = out[0]  # [1, hidden]
+        return out, self.attention.energy(out).squeeze(-1), state
+
+    @torch.jit.export
+    def head(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+        """Logits [classes] of attention pooling over step outputs [T, hidden] with their
+        energies [T] (the steps a stream keeps in its window)."""
+        weights = torch.softmax(energies, dim=0)  # [T]
+        return self.classifier(weights.unsqueeze(0) @ outputs)[0]
+
+    @torch.jit.export
+    def run_steps(self, x: torch.Tensor, state: torch.Tensor,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`step` over RNN inputs [1, steps, rnn_input], one call each -> outputs [steps,
+        hidden], energies [steps] and the state after the last step."""
+        outputs: list[torch.Tensor] = []
+        energies: list[torch.Tensor] = []
+        for t in range(x.size(1)):
+            out, energy, state = self.step(x[:, t:t + 1], state)
+            outputs.append(out)
+            energies.append(energy)
+        if len(outputs) == 0:
+            return x.new_zeros(0, state.size(-1)), x.new_zeros(0), state
+        return torch.cat(outputs), torch.cat(energies), state
+
+    @torch.jit.export
+    def stepwise(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, classes] of whole clips [batch, n_mels, frames] computed as the
+        exported stream computes them: one clip per call, the RNN one step per call.
+
+        A bidirectional model cannot step (it needs the whole clip); it runs `forward`.
+        """
+        if self.bidirectional:
+            return self.forward(x)
+        logits: list[torch.Tensor] = []
+        for clip in x:
+            outputs, energies, _ = self.run_steps(self.conv_features(clip.unsqueeze(0)),
+                                                  self.initial_state())
+            logits.append(self.head(outputs, energies))
+        return torch.stack(logits)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -22,7 +22,7 @@ from kws_search.export import (
 from kws_search.features import FeatureConfig, LogMel
 from kws_search.measure import suggest_threshold
 from kws_search.models import CRNN, CRNNConfig
-from kws_search.quantize import prepare_for_training, quantize
+from kws_search.quantize import calibrate, convert, prepare_for_training
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -38,8 +38,8 @@ VARIANTS = [("none", "gru"), ("float16", "gru"), ("int8", "gru"), ("static_int8"
 TOL = 1e-5
 
 
-def tiny_model(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[torch.nn.Module, CRNNConfig]:
-    """A random 4-channel CRNN quantized for `mode`; calibration is random log-mel."""
+def tiny_calibrated(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[CRNN, CRNNConfig]:
+    """A random 4-channel CRNN calibrated for `mode` on random log-mel (what checkpoints hold)."""
     torch.manual_seed(seed)
     config = CRNNConfig(cnn_channels=4, hidden=6, rnn=rnn)
     model = CRNN(config)
@@ -48,12 +48,18 @@ def tiny_model(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[torch.nn.Mod
         prepare_for_training(model, "qat")
         model(calibration)  # let the fake-quant observers see data
     model.eval()
-    return quantize(model, mode, calibration), config
+    return calibrate(model, mode, calibration), config
+
+
+def tiny_model(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[torch.nn.Module, CRNNConfig]:
+    """The deployed (converted) form of `tiny_calibrated`."""
+    model, config = tiny_calibrated(mode, rnn, seed)
+    return convert(model, mode), config
 
 
 def tiny_checkpoint(path: Path, mode: str, rnn: str = "gru",
                     metrics: dict | None = None) -> Path:
-    model, config = tiny_model(mode, rnn)
+    model, config = tiny_calibrated(mode, rnn)
     return save_checkpoint(path, model, kind="student", model_config=config,
                            feature_config=FEATURES, keyword="sheila", dataset_fingerprint="f",
                            quant=mode, metrics=metrics or {"quality": 1e-3, "threshold": 0.42})

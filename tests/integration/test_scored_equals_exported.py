@@ -1,0 +1,43 @@
+"""What the search records for a student is what its exported file computes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from optuna.trial import TrialState
+
+from kws_search.export import export_checkpoint, load_exported
+from kws_search.features import load_features_file
+from kws_search.measure import au_fa_fr, predict
+from kws_search.select import fetch_checkpoint
+from kws_search.study import run_search
+
+SPACE = (Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text().replace(
+    "mode: {type: categorical, choices: [none, int8, static_int8]}",
+    "mode: {type: categorical, choices: [int8, static_int8]}")
+
+
+def test_recorded_validation_quality_is_the_exported_files(tiny_data, tiny_teacher,
+                                                             tiny_settings, tmp_path):
+    """Dynamic int8 students: the scored path and the exported file agree exactly, while the
+    batched whole-clip path (what training uses) gives other probabilities."""
+    space = tmp_path / "int8.yaml"
+    space.write_text(SPACE)
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=2)
+    study = run_search(settings, progress=False)
+    features = load_features_file(next(settings.cache_dir.glob("features-*.pt")))
+    frames = features.validation.float()  # the clips the trial was scored on
+    labels = features.validation_labels.numpy()
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert {t.user_attrs["quant"] for t in trials} <= {"int8", "static_int8"} and trials
+    for trial in trials:
+        checkpoint = fetch_checkpoint(study, trial, tmp_path / f"trial-{trial.number}.pt")
+        exported = export_checkpoint(checkpoint, tmp_path / f"trial-{trial.number}.ts")
+        module, _ = load_exported(exported)
+        with torch.inference_mode():
+            probs = torch.softmax(module.model.stepwise(frames), -1)[:, 1].numpy()
+        assert au_fa_fr(probs, labels) == trial.user_attrs["val_quality"]
+        batched = predict(module.model, frames)  # one call for all clips and steps
+        assert np.abs(batched - probs).max() > 1e-5
