@@ -3,8 +3,11 @@
 A checkpoint is a dict saved with torch.save:
   kind ("teacher" or "student"), model (CRNNConfig dict), features (FeatureConfig dict),
   quant (mode), keyword, dataset_fingerprint, metrics (dict of numbers), extra (dict), and
-  state_dict. Quantized students are rebuilt from the float config and their mode, then the
-  state_dict is loaded, so loading never unpickles arbitrary objects.
+  state_dict. The state_dict is the float model's (with its calibration observers or fake-quant
+  state for `static_int8` and `qat`): plain tensors only, so files load with
+  `torch.load(weights_only=True)` and never unpickle objects. A quantized student is rebuilt
+  from its float config and mode (`quantize.calibrated_structure`), loaded, and converted, which
+  gives the deployed model bit for bit.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from kws_search.errors import KwsSearchError
 from kws_search.features import FeatureConfig
 from kws_search.models import CRNNConfig
-from kws_search.quantize import quantized_structure
+from kws_search.quantize import calibrated_structure, convert
 
-FORMAT_VERSION = 1
+# 2: quantized students store their calibrated float state; 1 stored packed quantized layers,
+# which only load by unpickling (float models of format 1 still load)
+FORMAT_VERSION = 2
 EXPORT_INFO = "kws_search.json"  # the extra file `kws-search export` puts in its TorchScript
 
 
-class CheckpointError(ValueError):
+class CheckpointError(KwsSearchError, ValueError):
     """A checkpoint file that is missing, unreadable or not a kws-search checkpoint."""
 
 
@@ -33,14 +39,23 @@ def save_checkpoint(path: Path | str, model: nn.Module, *, kind: str, model_conf
                     feature_config: FeatureConfig, keyword: str, dataset_fingerprint: str,
                     quant: str = "none", metrics: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically (temp file + rename) and return its path."""
+    """Write a checkpoint atomically (temp file + rename) and return its path.
+
+    `model` is the float model, calibrated for its mode (`quantize.calibrate`), not the
+    converted one: a converted model's packed layers are not plain tensors.
+    """
     path = Path(path)
+    weights = model.state_dict()
+    packed = [k for k, v in weights.items() if not isinstance(v, torch.Tensor) or v.is_quantized]
+    if packed:
+        raise ValueError(f"save the calibrated float model, not the converted one ({packed[0]} "
+                         "is a packed quantized layer)")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT_VERSION, "kind": kind, "model": model_config.to_dict(),
         "features": feature_config.to_dict(), "quant": quant, "keyword": keyword,
         "dataset_fingerprint": dataset_fingerprint, "metrics": dict(metrics or {}),
-        "extra": dict(extra or {}), "state_dict": model.state_dict(),
+        "extra": dict(extra or {}), "state_dict": weights,
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(state, tmp)
@@ -66,23 +81,26 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a streaming model made by `kws-search export`, not a "
                               "checkpoint; use the checkpoint it was exported from")
     try:
-        # Quantized state_dicts hold packed params that only load with weights_only=False;
-        # the file is one this tool wrote (or the user pointed at).
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(f"{path} holds pickled objects, not only tensors and configs, "
+                                  "so it is not loaded (an older kws-search's quantized student "
+                                  "or a model saved whole); re-run the trial or save a "
+                                  "state_dict") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not a checkpoint written by kws-search (teacher or "
                               f"trial): {first}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+    if not isinstance(state, dict) or state.get("format") not in (1, FORMAT_VERSION):
         raise CheckpointError(f"{path} is not a kws-search checkpoint (format {FORMAT_VERSION})")
     return state
 
 
 def build_model(state: dict[str, Any]) -> nn.Module:
     """Rebuild the (possibly quantized) model of a checkpoint dict, in eval mode."""
-    model = quantized_structure(CRNNConfig.from_dict(state["model"]), state["quant"])
+    model = calibrated_structure(CRNNConfig.from_dict(state["model"]), state["quant"])
     model.load_state_dict(state["state_dict"])
-    return model.eval()
+    return convert(model, state["quant"])
 
 
 def load_model(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:

@@ -24,11 +24,12 @@ from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureSet
 from kws_search.fidelity import RUNG_PREFIX, RungJudge
-from kws_search.measure import count_macs, predict
+from kws_search.measure import count_macs, predict_deployed
 from kws_search.models import CRNN
 from kws_search.quantize import (
+    calibrate,
+    convert,
     prepare_for_training,
-    quantize,
     quantized_modules,
     quantized_structure,
     state_dict_bytes,
@@ -61,7 +62,7 @@ class CrossSet:
 def cross_summary(model: torch.nn.Module, cross: CrossSet, threshold: float) -> dict[str, float]:
     """Quality, normalized quality, detected share of keyword clips and FA rate of `model` on
     the cross set, detecting at `threshold` (the model's own, from validation)."""
-    result = summarize(predict(model, cross.features), cross.eval_set, threshold)
+    result = summarize(predict_deployed(model, cross.features), cross.eval_set, threshold)
     return {"quality": result["quality"], "quality_norm": result["quality_norm"],
             "detected": result["detected"] / max(1, result["keyword_clips"]),
             "fa": result["fa"]}
@@ -129,7 +130,8 @@ def make_objective(context: SearchContext, space: SearchSpace,
             _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
                             - context.quality_bar)
             raise
-        deployed = quantize(student, config.quant, context.calibration)
+        calibrated = calibrate(student, config.quant, context.calibration)
+        deployed = convert(calibrated, config.quant)
         train_seconds = time.perf_counter() - start
         measures = measure_model(deployed, float_twin, features)
         quality, threshold = measures["val_quality"], measures["threshold"]
@@ -152,7 +154,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             trial.set_user_attr(key, value)
         _set_constraint(trial, quality - context.quality_bar)
         if context.artifact_dir is not None:
-            _attach_checkpoint(trial, context, deployed, config, measures)
+            _attach_checkpoint(trial, context, calibrated, config, measures)
         return quality, speedup, compression
 
     return objective
@@ -160,13 +162,17 @@ def make_objective(context: SearchContext, space: SearchSpace,
 
 def _set_constraint(trial: optuna.Trial, violation: float) -> None:
     """The quality constraint (<= 0: within the bar) in the list form that both Optuna's
-    samplers and optuna-dashboard read."""
-    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [violation])
+    samplers (`FrozenTrial.constraints`) and optuna-dashboard (greyed out when infeasible)
+    read; `Trial.set_constraint` writes a keyed form that the dashboard does not read."""
+    storage = trial.storage
+    study_id = storage.get_study_id_from_name(trial.study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, [violation])
 
 
 def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, model: torch.nn.Module,
                        config: Any, measures: dict[str, Any]) -> None:
-    """Save the deployed student as a checkpoint and attach it to the trial."""
+    """Save the student (its calibrated float form) as a checkpoint; attach it to the trial."""
     features = context.features
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial-{trial.number}.pt"

@@ -63,38 +63,73 @@ def _dynamic(model: nn.Module, mode: str) -> nn.Module:
 
 
 @torch.no_grad()
-def quantize(model: CRNN, mode: str, calibration: torch.Tensor | None = None) -> nn.Module:
-    """The deployable model for `mode` (a new module; `model` is left as it is).
+def calibrate(model: CRNN, mode: str, calibration: torch.Tensor | None = None) -> CRNN:
+    """The float model with everything its mode's conversion reads (a new module).
 
-    `calibration` (log-mel clips [n, n_mels, frames]) is required for `static_int8`.
+    For `static_int8` the conv gets observers that see `calibration` (log-mel clips [n, n_mels,
+    frames], required); a `qat` model already carries its fake-quant state; the other modes
+    convert from the weights alone. Its state_dict holds plain tensors only, so this form is
+    what checkpoints store, and `convert` of it is the deployed model, the same every time.
     """
     _check(mode)
     model = copy.deepcopy(model).eval()
-    if mode == "none":
-        return model
     if mode == "static_int8":
         if calibration is None:
             raise ValueError("static_int8 needs calibration clips")
         _mark_conv(model, tq.get_default_qconfig(ENGINE))
         tq.prepare(model, inplace=True)
         model.conv_features(calibration.float())
-    if mode in ("static_int8", "qat"):
-        tq.convert(model, inplace=True)
-    return _dynamic(model, mode).eval()
+    return model
 
 
-def quantized_structure(config: CRNNConfig, mode: str) -> nn.Module:
-    """An untrained model laid out like `quantize(..., mode)` output, to load a state_dict into."""
+@torch.no_grad()
+def convert(model: CRNN, mode: str) -> nn.Module:
+    """The deployable model of a `calibrate`d one (a new module; `model` is left as it is)."""
     _check(mode)
-    model = CRNN(config).eval()
+    model = copy.deepcopy(model).eval()
     if mode == "none":
         return model
     if mode in ("static_int8", "qat"):
-        _mark_conv(model, tq.get_default_qconfig(ENGINE))
-        tq.prepare(model, inplace=True)
-        model.conv_features(torch.zeros(1, config.n_mels, config.kernel_time))
         tq.convert(model, inplace=True)
     return _dynamic(model, mode).eval()
+
+
+def quantize(model: CRNN, mode: str, calibration: torch.Tensor | None = None) -> nn.Module:
+    """The deployable model for `mode` (a new module; `model` is left as it is).
+
+    `calibration` (log-mel clips [n, n_mels, frames]) is required for `static_int8`.
+    """
+    return convert(calibrate(model, mode, calibration), mode)
+
+
+def calibrated_structure(config: CRNNConfig, mode: str) -> CRNN:
+    """An untrained model laid out like `calibrate(..., mode)` output, to load a state_dict into."""
+    _check(mode)
+    model = prepare_for_training(CRNN(config), mode).eval()
+    if mode == "static_int8":
+        _mark_conv(model, tq.get_default_qconfig(ENGINE))
+        tq.prepare(model, inplace=True)
+    return model
+
+
+def quantized_structure(config: CRNNConfig, mode: str) -> nn.Module:
+    """An untrained model laid out like `quantize(..., mode)` output: what size is measured on."""
+    with warnings.catch_warnings():  # observers that saw only zeros say so; sizes do not care
+        warnings.simplefilter("ignore")
+        model = prepare_for_training(CRNN(config), mode).eval()
+        return quantize(model, mode, torch.zeros(1, config.n_mels, config.kernel_time))
+
+
+def batch_dependent(model: nn.Module) -> bool:
+    """Whether a call's numbers depend on the rest of its input: dynamic int8 layers take the
+    activation scale from each call's whole input, so one clip scores differently alone than
+    in a batch (and one step alone than with others). Float and float16 layers do not."""
+    for m in model.modules():
+        if isinstance(m, DynamicRNNBase) and m.dtype == torch.qint8:
+            return True
+        if isinstance(m, nnqd.Linear) and m.weight().dtype == torch.qint8:
+            return True
+    return False
 
 
 def _rnn_weight_shapes(m: nn.Module) -> tuple[int, int]:
@@ -118,8 +153,9 @@ def stored_bytes(model: nn.Module) -> int:
     total = 0
     for m in model.modules():
         if isinstance(m, nnqd.Linear):
-            w, b = m._packed_params._weight_bias()
-            per = 1 if m._packed_params.dtype == torch.qint8 else 2
+            # weight() is int8 for an int8 layer; a float16 one hands back float32 copies
+            w, b = m.weight(), m.bias()
+            per = 1 if w.dtype == torch.qint8 else 2
             total += w.numel() * per + (b.numel() * 4 if b is not None else 0)
             total += 8 if per == 1 else 0
         elif isinstance(m, DynamicRNNBase):

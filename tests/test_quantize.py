@@ -10,6 +10,8 @@ from kws_search.features import FeatureConfig
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import (
     QUANT_MODES,
+    calibrate,
+    convert,
     prepare_for_training,
     quantize,
     quantized_modules,
@@ -51,8 +53,9 @@ def test_plain_rnn_stays_float_and_size_shows_it():
 @pytest.mark.parametrize("mode", QUANT_MODES)
 def test_checkpoint_round_trip(tmp_path, mode):
     x = torch.randn(4, 40, 101)
-    deployed = quantize(_trained_like(mode), mode, calibration=x)
-    path = save_checkpoint(tmp_path / "s.pt", deployed, kind="student", model_config=CONFIG,
+    calibrated = calibrate(_trained_like(mode), mode, calibration=x)
+    deployed = convert(calibrated, mode)
+    path = save_checkpoint(tmp_path / "s.pt", calibrated, kind="student", model_config=CONFIG,
                            feature_config=FeatureConfig(), keyword="sheila",
                            dataset_fingerprint="f", quant=mode, metrics={"val_quality": 0.1})
     model, state = load_model(path)
@@ -72,3 +75,25 @@ def test_unreadable_checkpoint_names_the_file(tmp_path):
 def test_unknown_mode_is_an_error():
     with pytest.raises(ValueError, match="int4"):
         quantize(CRNN(CONFIG), "int4")
+
+
+@pytest.mark.parametrize("mode", ["int8", "static_int8"])
+def test_checkpoints_hold_plain_tensors_and_refuse_converted_models(tmp_path, mode):
+    x = torch.randn(4, 40, 101)
+    calibrated = calibrate(_trained_like(mode), mode, calibration=x)
+    options = dict(kind="student", model_config=CONFIG, feature_config=FeatureConfig(),
+                   keyword="sheila", dataset_fingerprint="f", quant=mode)
+    path = save_checkpoint(tmp_path / "s.pt", calibrated, **options)
+    state = torch.load(path, weights_only=True)  # nothing to unpickle
+    assert all(isinstance(v, torch.Tensor) for v in state["state_dict"].values())
+    with pytest.raises(ValueError, match="calibrated float model"):
+        save_checkpoint(tmp_path / "c.pt", convert(calibrated, mode), **options)
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_pickled_checkpoint_is_refused_not_unpickled(tmp_path):
+    deployed = quantize(_trained_like("int8"), "int8")
+    torch.save({"format": 1, "quant": "int8", "state_dict": deployed.state_dict()},
+               tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="pickled objects"):
+        load_model(tmp_path / "old.pt")
