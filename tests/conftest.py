@@ -1,7 +1,8 @@
 """Tiny data made on the spot: a Speech Commands style folder of tone 'words', and its features.
 
 The keyword is a rising chirp and the other words are steady or falling tones, so a model with
-a handful of units learns them in one or two epochs.
+a handful of units learns them in one or two epochs. Tests take everything here as fixtures
+(`make_dataset` and `tiny_settings` are factories), never by importing this module.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def tone_word(f0: float, f1: float, rng: np.random.Generator, length: int = SR) 
     return out
 
 
-def make_dataset(root: Path, speakers: int = 12, seed: int = 0, sample_rate: int = SR) -> Path:
+def write_dataset(root: Path, speakers: int = 12, seed: int = 0, sample_rate: int = SR) -> Path:
     """Write a tiny Speech Commands layout: 5 words x `speakers`, 2 held-out speakers per list."""
     rng = np.random.default_rng(seed)
     ids = [f"{rng.integers(0, 2**32):08x}" for _ in range(speakers)]
@@ -54,8 +55,26 @@ def make_dataset(root: Path, speakers: int = 12, seed: int = 0, sample_rate: int
 
 
 @pytest.fixture(scope="session")
+def make_dataset():
+    """`make_dataset(root, speakers=12, seed=0, sample_rate=16000)` writes a tiny dataset."""
+    return write_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_feature_config() -> FeatureConfig:
+    """The feature settings of `tiny_features` (fewer train copies, milder noise)."""
+    return TINY_FEATURES
+
+
+@pytest.fixture(scope="session")
+def tiny_settings():
+    """`tiny_settings(data, teacher, folder, **overrides)`: RunSettings of a tiny study."""
+    return settings_for
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
+    return write_dataset(tmp_path_factory.mktemp("tiny") / "data")
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +96,7 @@ def tiny_teacher(tiny_features, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
-def tiny_settings(tiny_data: Path, teacher: Path, folder: Path, **overrides):
+def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
     """RunSettings for a study of the tiny space in `folder` (SQLite + artifacts there)."""
     from kws_search.study import RunSettings
 
@@ -94,7 +113,7 @@ def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.Tem
     """A finished 3-trial study of the tiny space; returns (settings, study)."""
     from kws_search.study import run_search
 
-    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
+    settings = settings_for(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
     return settings, run_search(settings, progress=False)
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import optuna
 import pytest
 import soundfile as sf
-from conftest import make_dataset
 from optuna.trial import TrialState
 
 from kws_search.cli import build_parser, main
@@ -71,7 +70,8 @@ def test_an_unreadable_clip_in_a_small_dataset_is_an_error_naming_it(damage, tin
     assert not (tmp_path / "ckpt").exists()
 
 
-def test_a_few_corrupt_clips_among_many_are_skipped_and_counted(tmp_path, capsys, caplog):
+def test_a_few_corrupt_clips_among_many_are_skipped_and_counted(tmp_path, capsys, caplog,
+                                                                make_dataset):
     data = make_dataset(tmp_path / "big", speakers=16)  # 120 train clips: 1 bad is < 1 %
     clip = train_clip(data, "up")
     clip.write_bytes(os.urandom(3000))

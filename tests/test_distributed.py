@@ -19,7 +19,6 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import tiny_settings
 from optuna.trial import TrialState
 
 from kws_search.search_space import load_space
@@ -102,7 +101,8 @@ def machine(settings) -> None:
     run_search(settings, progress=False)
 
 
-def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_teacher, tmp_path):
+def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_teacher, tmp_path,
+                                               tiny_settings):
     url = postgres_url
     name = f"kws-test-{uuid.uuid4().hex[:8]}"
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, storage=url, study=name,
@@ -127,7 +127,8 @@ def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_tea
         optuna.delete_study(study_name=name, storage=url)
 
 
-def test_jobs_2_on_sqlite_runs_each_hand_tuned_student_once(tiny_data, tiny_teacher, tmp_path):
+def test_jobs_2_on_sqlite_runs_each_hand_tuned_student_once(tiny_data, tiny_teacher, tmp_path,
+                                                             tiny_settings):
     space = tmp_path / "hand.yaml"
     space.write_text(HAND_TUNED_SPACE)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=5,

@@ -48,9 +48,7 @@ def test_rungs_are_checked_against_the_space():
 
 
 def test_stopped_students_are_pruned_with_their_numbers_and_count_as_trials(
-        tiny_data, tiny_teacher, tmp_path):
-    from conftest import tiny_settings
-
+        tiny_data, tiny_teacher, tmp_path, tiny_settings):
     space = tmp_path / "rungs.yaml"
     space.write_text(TINY_RUNGS)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=6,

@@ -46,9 +46,7 @@ def test_trial_checkpoint_artifact_rebuilds_the_student(tiny_study, tmp_path):
     assert sum(1 for _ in model.modules()) > 1
 
 
-def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tmp_path):
-    from conftest import tiny_settings
-
+def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tiny_settings, tmp_path):
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=2)
     run_search(settings, progress=False)
     first = [t.number for t in open_study(settings).get_trials()]
@@ -71,9 +69,7 @@ def test_front_is_feasible_and_non_dominated(tiny_study):
                 assert not better
 
 
-def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tmp_path):
-    from conftest import tiny_settings
-
+def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tiny_settings, tmp_path):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=1)
     # The tiny space cannot hold the seeds' students (ranges differ), so nothing is queued.
@@ -83,9 +79,7 @@ def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tmp_path)
 
 
 def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_study, tmp_path,
-                                                capsys):
-    from conftest import make_dataset, tiny_settings
-
+                                                capsys, make_dataset, tiny_settings):
     cross = make_dataset(tmp_path / "cross", speakers=3, seed=9)  # other "voices"
     for name in ("validation_list.txt", "testing_list.txt"):
         (cross / name).unlink()  # an evaluation-only folder: every clip is scored
