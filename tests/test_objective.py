@@ -1,0 +1,114 @@
+"""The objective on a hand-built context: sizes from the architecture, the quality bar, and
+failures that are recorded rather than counted feasible."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState, create_trial
+
+from kws_search import objective as objective_module
+from kws_search.distill import teacher_outputs
+from kws_search.measure import count_macs
+from kws_search.models import CRNN, CRNNConfig
+from kws_search.objective import (
+    DIRECTIONS,
+    QUALITY_MARGIN,
+    SearchContext,
+    feasible,
+    make_objective,
+)
+from kws_search.quantize import quantized_structure, stored_bytes
+from kws_search.search_space import parse_space
+from kws_search.train import NonFiniteLoss
+
+# Every value fixed, so the student is known; n_mels 64 differs from the features' 40 on
+# purpose (students read the features the teacher was trained on).
+FIXED = """
+model: {cnn_channels: 2, kernel_time: 10, stride_freq: 4, hidden: 4, layers: 1, n_mels: 64}
+distill: {kd_weight: 0.5, temperature: 2.0}
+train: {epochs: 1, lr: 5.0e-3, batch_size: 32, spec_augment: false}
+quant: {mode: int8}
+"""
+STUDENT = CRNNConfig(cnn_channels=2, kernel_time=10, stride_freq=4, hidden=4, layers=1)
+TEACHER = {"macs": 5_000_000, "bytes": 200_000, "latency_ms": 2.0}
+
+
+@pytest.fixture(scope="module")
+def outputs(tiny_features):
+    torch.manual_seed(0)
+    return teacher_outputs(CRNN(CRNNConfig(cnn_channels=4, hidden=8, layers=1)),
+                           tiny_features.train)
+
+
+def context_for(features, outputs, val_quality: float) -> SearchContext:
+    return SearchContext(features, outputs, {**TEACHER, "val_quality": val_quality},
+                         calibration=features.train[0, :16].float())
+
+
+def run_one(context: SearchContext, **optimize) -> optuna.trial.FrozenTrial:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=list(DIRECTIONS))
+    study.optimize(make_objective(context, parse_space(FIXED)), n_trials=1, **optimize)
+    return study.get_trials()[0]
+
+
+@pytest.mark.parametrize("constraints, expected", [
+    (None, False), ([], False), ([0.0], True), ([-0.2], True), ([1e-9], False),
+    ([-0.1, 0.2], False), ([-0.1, -0.2], True),
+])
+def test_feasible_needs_every_constraint_within_the_bar(constraints, expected):
+    system = {} if constraints is None else {"constraints": constraints}
+    trial = create_trial(values=[0.1, 2.0, 2.0], system_attrs=system)
+    assert feasible(trial) is expected
+
+
+def test_a_student_is_sized_trained_measured_and_judged_against_the_bar(tiny_features, outputs):
+    lenient = run_one(context_for(tiny_features, outputs, val_quality=1.0))
+    assert lenient.state == TrialState.COMPLETE
+    quality, speedup, compression = lenient.values
+    attrs = lenient.user_attrs
+    # the size follows from the architecture, on the teacher's 40 mel bands, not the space's 64
+    frames = tiny_features.config.frames
+    assert attrs["macs"] == count_macs(CRNN(STUDENT), 40, frames)
+    assert attrs["bytes"] == stored_bytes(quantized_structure(STUDENT, "int8"))
+    assert speedup == attrs["speedup"] == TEACHER["macs"] / attrs["macs"]
+    assert compression == attrs["compression"] == TEACHER["bytes"] / attrs["bytes"]
+    assert attrs["latency_speedup"] == TEACHER["latency_ms"] / attrs["latency_ms"]
+    assert quality == attrs["val_quality"] and 0 <= quality <= 1
+    assert attrs["quant"] == "int8" and attrs["best_epoch"] == 1
+    assert lenient.system_attrs["constraints"] == [quality - QUALITY_MARGIN * 1.0]
+    assert feasible(lenient)
+    # no artifact folder, no cross set: nothing stored, nothing cross-scored
+    assert "checkpoint_artifact" not in attrs and not any(k.startswith("cross_") for k in attrs)
+
+    # The same trial against a bar nobody reaches: the same (seeded) student, now infeasible.
+    strict = run_one(context_for(tiny_features, outputs, val_quality=-1.0))
+    assert strict.values == lenient.values
+    assert strict.system_attrs["constraints"] == [quality + QUALITY_MARGIN]
+    assert not feasible(strict)
+
+
+def test_a_diverging_student_fails_with_its_reason_and_no_constraint(tiny_features, outputs,
+                                                                     monkeypatch):
+    def diverge(*args, **kwargs):
+        raise NonFiniteLoss("loss is nan at step 3; lower the learning rate")
+
+    monkeypatch.setattr(objective_module, "train", diverge)
+    trial = run_one(context_for(tiny_features, outputs, 1.0), catch=(NonFiniteLoss,))
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "loss is nan at step 3; lower the learning rate"
+    # its size was known before training, so it is still on record
+    assert trial.user_attrs["speedup"] == TEACHER["macs"] / trial.user_attrs["macs"]
+    assert "constraints" not in trial.system_attrs and not feasible(trial)
+
+
+def test_a_non_finite_validation_quality_fails_the_trial(tiny_features, outputs, monkeypatch):
+    monkeypatch.setattr(objective_module, "train", lambda *args, **kwargs: None)
+    monkeypatch.setattr(objective_module, "measure_model",
+                        lambda *args: {"val_quality": math.nan, "threshold": 0.5})
+    with pytest.raises(NonFiniteLoss, match="validation quality is nan; the student diverged"):
+        run_one(context_for(tiny_features, outputs, 1.0))
