@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
+from kws_search.context import build_context
 from kws_search.distill import DistillConfig
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.objective import QUALITY_MARGIN
 from kws_search.quantize import prepare_for_training, quantize
-from kws_search.study import RunSettings, build_context
+from kws_search.study import RunSettings
 from kws_search.teacher import measure_model
 from kws_search.train import TrainConfig, train
 

@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
 from kws_search.figures import FIGURES, history_figure, metric_figure, tradeoff_figure, write_png
-from kws_search.objective import OBJECTIVES, QUALITY_MARGIN
-from kws_search.study import Progress, StudyError, masked_url, open_storage, summarize
+from kws_search.objective import QUALITY_MARGIN
+from kws_search.storage import load_study
+from kws_search.study import Progress, summarize
 from kws_search.tables import (
     CI_COLUMN,
     StudyInfo,
@@ -36,10 +36,6 @@ from kws_search.tables import (
 )
 
 
-class ReportError(StudyError):
-    """A study that cannot be reported (missing, empty, not a kws-search study)."""
-
-
 @dataclass
 class Report:
     """What `write_report` wrote, and the numbers the CLI prints."""
@@ -52,27 +48,6 @@ class Report:
     progress: Progress
     png_error: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def load_study(study_name: str, storage: str, require_trials: bool = True) -> optuna.Study:
-    """Open an existing kws-search study read-only; a clear error if it is missing or empty."""
-    shown = masked_url(storage)  # password masked
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
-        raise ReportError(f"no study database at {shown} (study {study_name!r}); run "
-                          f"`kws-search run --study {study_name}` first or pass --storage")
-    rdb = open_storage(storage, heartbeat=False)
-    names = optuna.get_all_study_names(storage=rdb)
-    if study_name not in names:
-        known = f"; studies there: {', '.join(sorted(names))}" if names else ""
-        raise ReportError(f"no study {study_name!r} in {shown}{known}")
-    study = optuna.load_study(study_name=study_name, storage=rdb)
-    if len(study.directions) != len(OBJECTIVES):
-        raise ReportError(f"study {study_name!r} in {shown} is not a kws-search study "
-                          f"({len(study.directions)} objectives, expected {len(OBJECTIVES)})")
-    if require_trials and not study.get_trials(deepcopy=False):
-        raise ReportError(f"study {study_name!r} in {shown} has no trials yet; run "
-                          f"`kws-search run --study {study_name}` first")
-    return study
 
 
 def write_report(study_name: str, storage: str, out: Path | None = None,

@@ -111,7 +111,7 @@ def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
 @pytest.fixture(scope="session")
 def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.TempPathFactory):
     """A finished 3-trial study of the tiny space; returns (settings, study)."""
-    from kws_search.study import run_search
+    from kws_search.workers import run_search
 
     settings = settings_for(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
     return settings, run_search(settings, progress=False)

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from kws_search.cli import build_parser, main
 from kws_search.features import prepare_features
-from kws_search.study import open_storage
+from kws_search.storage import open_storage
 
 
 def error_line(capsys: pytest.CaptureFixture) -> str:

@@ -74,7 +74,7 @@ def test_dashboard_serves_study_metrics_constraints_and_attrs(tiny_study, served
         attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
         assert {"val_quality", "test_quality", "macs", "bytes", "quant"} <= set(attrs)
         assert float(attrs["macs"]) == t.user_attrs["macs"]
-    feasible_numbers = {t.number for t in feasible_front(trials)}
+    feasible_numbers = {t.number for t in feasible_front(study)}
     assert feasible_numbers <= {t["number"] for t in detail["best_trials"]}
 
 

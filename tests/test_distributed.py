@@ -21,8 +21,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from kws_search.context import build_context
 from kws_search.search_space import load_space
-from kws_search.study import HAND_TUNED, build_context, open_storage, open_study, run_search
+from kws_search.storage import open_storage
+from kws_search.study import HAND_TUNED, open_study
+from kws_search.workers import run_search
 
 MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
             "speedup", "compression", "checkpoint_artifact")

@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.cli import main
-from kws_search.study import open_storage
+from kws_search.storage import open_storage
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 RESUME_HINT = "interrupted; completed work is kept, re-run the same command to resume"
@@ -188,7 +188,8 @@ def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tm
 def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     """Ctrl-C inside Optuna's trial creation (after the sampler saw the trial, before the
     objective ran) must not leave a RUNNING trial that other workers would wait on."""
-    from kws_search.study import RunSettings, _fail_if_left_running, open_study
+    from kws_search.study import RunSettings, open_study
+    from kws_search.workers import _fail_if_left_running
 
     settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path / "t.pt",
                            study="faults", storage=f"sqlite:///{tmp_path / 'faults.db'}",

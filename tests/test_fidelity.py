@@ -8,7 +8,8 @@ from optuna.trial import TrialState
 from kws_search.fidelity import Rungs, dominates, goes_on
 from kws_search.report import write_report
 from kws_search.search_space import SearchSpaceError, parse_space
-from kws_search.study import run_search, summarize
+from kws_search.study import summarize
+from kws_search.workers import run_search
 
 BAR = 1e-3
 TINY_RUNGS = """

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from kws_search import cli
 from kws_search.commands import report as report_command
 from kws_search.objective import DIRECTIONS
-from kws_search.report import ReportError, write_report
+from kws_search.report import write_report
+from kws_search.storage import StudyError
 from kws_search.study import feasible_front
 from kws_search.tables import (
     CI_COLUMN,
@@ -54,7 +55,7 @@ def test_report_writes_tables_figures_and_index(tiny_study, tiny_report):
     assert set(MEASURES) | {"number", "state", "quality", "speedup", "compression", "feasible",
                             "on_front", "fail_reason"} <= set(table.columns)
     assert any(c.startswith("params_") for c in table.columns)
-    front = {t.number for t in feasible_front(study.get_trials())}
+    front = {t.number for t in feasible_front(study)}
     assert set(table.loc[table["on_front"], "number"]) == front
     front_csv = pd.read_csv(tiny_report.folder / "front.csv")
     assert set(front_csv["number"]) == front
@@ -178,7 +179,7 @@ def test_missing_or_empty_study_is_a_clear_error(tmp_path, capsys, with_report_c
     assert "no study 'typo'" in capsys.readouterr().err
     assert cli.main(["report", "--study", "empty", "--storage", storage]) == 1
     assert "has no trials yet" in capsys.readouterr().err
-    with pytest.raises(ReportError, match="'empty'"):
+    with pytest.raises(StudyError, match="'empty'"):
         write_report("empty", storage, tmp_path / "out")
 
 

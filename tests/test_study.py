@@ -10,7 +10,8 @@ from kws_search.checkpoint import load_model
 from kws_search.commands.run import print_front
 from kws_search.objective import OBJECTIVES, feasible
 from kws_search.report import write_report
-from kws_search.study import feasible_front, open_study, run_search
+from kws_search.study import feasible_front, open_study
+from kws_search.workers import run_search
 
 MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
             "speedup", "compression", "checkpoint_artifact")
@@ -59,7 +60,7 @@ def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tiny_settings
 
 def test_front_is_feasible_and_non_dominated(tiny_study):
     _, study = tiny_study
-    front = feasible_front(study.get_trials())
+    front = feasible_front(study)
     for t in front:
         assert feasible(t)
         for o in study.get_trials(states=(TrialState.COMPLETE,)):
@@ -105,7 +106,7 @@ def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_st
         report.trials.columns)
     page = (report.folder / "front.md").read_text(encoding="utf-8")
     assert f"cross-engine set {cross.resolve()}" in page and "teacher quality" in page
-    best = feasible_front(study.get_trials())[0]
+    best = feasible_front(study)[0]
     row = report.front[report.front["number"] == best.number].iloc[0]
     assert row["cross_quality"] == best.user_attrs["cross_quality"]
     print_front(study)

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         label = f"teacher {source}"
     else:
         from kws_search.commands.common import storage_url
-        from kws_search.report import load_study
         from kws_search.select import fetch_checkpoint, pick_trial
+        from kws_search.storage import load_study
 
         study = load_study(args.study, storage_url(args))
         trial = pick_trial(study, args.trial, args.rule, args.min_speedup,

@@ -19,7 +19,7 @@ from kws_search.commands.common import (
     storage_url,
     teacher_file,
 )
-from kws_search.study import HEARTBEAT_INTERVAL
+from kws_search.storage import HEARTBEAT_INTERVAL
 
 HELP = """examples:
   kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     from kws_search.data import DataError
     from kws_search.samplers import make_sampler
     from kws_search.search_space import load_space
-    from kws_search.study import RunSettings, open_storage, run_search
+    from kws_search.storage import open_storage
+    from kws_search.study import RunSettings
+    from kws_search.workers import run_search
 
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     make_sampler(args.sampler, args.seed)
@@ -193,7 +195,7 @@ def print_front(study) -> None:
     if teacher_cross:
         print(f"teacher on {study.user_attrs.get('cross_data', 'the cross-engine set')}: "
               f"{cross_text(teacher_cross)}")
-    front = feasible_front(study.get_trials(deepcopy=False))
+    front = feasible_front(study)
     if not front:
         print("no feasible student yet (quality within 1.1x of the teacher)")
         complete = sorted((t for t in study.get_trials(deepcopy=False)

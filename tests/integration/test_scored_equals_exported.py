@@ -12,7 +12,7 @@ from kws_search.export import export_checkpoint, load_exported
 from kws_search.features import load_features_file
 from kws_search.measure import au_fa_fr, predict
 from kws_search.select import fetch_checkpoint
-from kws_search.study import run_search
+from kws_search.workers import run_search
 
 SPACE = (Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text().replace(
     "mode: {type: categorical, choices: [none, int8, static_int8]}",

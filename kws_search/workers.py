@@ -1,0 +1,265 @@
+"""Running a search: worker processes that take trials until the study is full.
+
+Re-running the same command resumes the study to the requested number of finished trials,
+and workers stop at exactly that number: a worker takes a trial only while finished + running
+trials are short of it, and a trial that loses that race to another worker is pruned before it
+samples anything. Ctrl-C and SIGTERM stop every worker and mark their trials interrupted, to be
+retried on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import sqlalchemy
+import torch
+from optuna.storages import fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from kws_search.context import build_context
+from kws_search.fidelity import finished
+from kws_search.objective import SearchContext, make_objective
+from kws_search.search_space import load_space
+from kws_search.storage import (
+    INTERRUPTED,
+    STORAGE_FAILURE,
+    StudyError,
+    artifact_dir_for,
+    check_writable,
+    masked_url,
+    open_storage,
+    retry_interrupted,
+    storage_text,
+)
+from kws_search.study import (
+    Progress,
+    RunSettings,
+    check_identity,
+    open_study,
+    record_study_info,
+    seed_hand_tuned,
+    study_identity,
+    summarize,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
+
+def _with_fail_reason(objective: Callable, target: int) -> Callable:
+    """Prune a trial another worker made surplus; record why a trial failed as a user
+    attribute, then let Optuna mark it failed."""
+    def wrapped(trial: optuna.Trial) -> Any:
+        _prune_if_surplus(trial, target)
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except (OSError, sqlalchemy.exc.OperationalError) as exc:  # the disk, not the student
+            trial.set_user_attr("fail_reason", f"{STORAGE_FAILURE}: {storage_text(exc)}"[:300])
+            raise
+        except Exception as exc:
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:300])
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise
+    return wrapped
+
+def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
+    """Prune, before any sampling, a trial started when the study was already full.
+
+    Two workers can both see one missing trial and both start one. Trial numbers are given out
+    in order, so the later one sees the earlier one RUNNING here and steps back: the study ends
+    with exactly `target` complete trials. If the earlier one then fails, its worker runs
+    another, so nothing is lost.
+    """
+    trials = trial.study.get_trials(deepcopy=False)
+    complete = sum(finished(t) for t in trials)
+    ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+    if complete + ahead >= target:
+        trial.set_user_attr("surplus", f"not needed: {complete} finished and {ahead} running "
+                                       f"trials already cover the {target} requested")
+        raise optuna.TrialPruned("surplus")
+
+def run_worker(settings: RunSettings, threads: int, progress: bool = False,
+               on_trial: Callable[[], None] | None = None,
+               context: SearchContext | None = None) -> None:
+    """One worker: take trials until the study holds `settings.trials` complete ones.
+
+    While the missing trials are all RUNNING elsewhere, wait rather than stop: one of them may
+    still fail, or belong to a killed worker (failed and re-queued once its heartbeat is older
+    than the grace period).
+    """
+    torch.set_num_threads(threads)
+    _import_lazy_torch()
+    space = load_space(settings.space)
+    context = context or build_context(settings, progress=progress)
+    study = open_study(settings)
+    objective = _with_fail_reason(make_objective(context, space), settings.trials)
+    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    done: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
+    consecutive_failures = 0
+    told_waiting = False
+    while deadline is None or time.monotonic() < deadline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        complete = sum(finished(t) for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if complete >= settings.trials:
+            break
+        if complete + running >= settings.trials:
+            if not told_waiting:  # loud on a fresh start (resume after a kill), quiet at the end
+                logger.log(logging.INFO if done else logging.WARNING,
+                           "waiting for %d running trial(s) to finish the study; a trial of a "
+                           "killed worker is retried after %d s without heartbeat",
+                           running, settings.grace_period)
+                told_waiting = True
+            time.sleep(min(MAX_WAIT_POLL, settings.heartbeat_interval))
+            continue
+        told_waiting = False
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                           callbacks=[lambda _study, trial: done.append(trial)])
+        except KeyboardInterrupt:
+            _fail_if_left_running(settings, study)
+            raise
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # the database itself failed
+            raise StudyError(f"the study storage {masked_url(settings.storage)} failed: "
+                             f"{storage_text(exc)}; fix it (disk space, server), then re-run "
+                             "the same command to resume") from None
+        if done and done[-1].state == TrialState.PRUNED and "surplus" in done[-1].user_attrs:
+            continue  # another worker took the last slot
+        failed = bool(done) and done[-1].state == TrialState.FAIL
+        consecutive_failures = consecutive_failures + 1 if failed else 0
+        if on_trial:
+            on_trial()
+        if failed and done[-1].user_attrs.get("fail_reason", "").startswith(STORAGE_FAILURE):
+            raise StudyError(f"trial {done[-1].number} could not be saved: "
+                             f"{done[-1].user_attrs['fail_reason']}; free space or fix the "
+                             "folder, then re-run the same command (the trial is retried)")
+        if consecutive_failures >= 20:
+            reason = done[-1].user_attrs.get("fail_reason", "unknown")
+            raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
+                             "`kws-search report` for all reasons")
+
+def _fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
+    """Ctrl-C can land while Optuna creates a trial, before the objective runs (which marks
+    its trial failed itself): fail that trial too, so an interrupted worker leaves nothing
+    RUNNING for other workers to wait on."""
+    number = getattr(study.sampler, "last_trial_number", None)
+    if number is None:
+        return
+    storage = open_storage(settings.storage, heartbeat=False)
+    study_id = storage.get_study_id_from_name(settings.study)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    if storage.get_trial(trial_id).state == TrialState.RUNNING:
+        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+def _import_lazy_torch() -> None:
+    """Import now what torch imports on the first optimizer (torch._dynamo, about 1 s), so a
+    worker's first trial is not slower than the rest (train_seconds) and a Ctrl-C in it does not
+    land inside that import (swallowed in a weakref callback, or the exit code lost)."""
+    import torch._dynamo  # noqa: F401
+
+def _worker_entry(settings: RunSettings, threads: int) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # as the CLI does
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    try:
+        run_worker(settings, threads)
+    except KeyboardInterrupt:
+        pass
+    except StudyError as exc:  # one line, not a traceback per worker
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
+
+def run_search(settings: RunSettings, progress: bool = True,
+               on_update: Callable[[Progress], None] | None = None) -> optuna.Study:
+    """Prepare once, then run `settings.jobs` workers (in this process when jobs == 1)."""
+    space = load_space(settings.space)
+    study = open_study(settings)
+    check_identity(study, study_identity(settings, space), settings.allow_changes)
+    check_writable(settings.artifact_dir or artifact_dir_for(settings.storage, settings.study))
+    context = build_context(settings, progress=progress)
+    record_study_info(study, settings, context, space)
+    if settings.seed_hand_tuned:
+        queued = seed_hand_tuned(study, space)
+        if queued:
+            logger.info("queued %d hand-tuned students from the seeds", queued)
+    retried = retry_interrupted(study, settings.trials)
+    if retried:
+        logger.warning("retrying %d student(s) interrupted last time (Ctrl-C or storage)",
+                       retried)
+    cores = os.cpu_count() or 1
+    threads = settings.threads or max(1, cores // settings.jobs)  # 0: share the cores out
+    if settings.jobs <= 1:
+        def tick() -> None:
+            if on_update:
+                on_update(summarize(study))
+        run_worker(settings, threads, context=context, on_trial=tick)
+        return study
+    ctx = mp.get_context("spawn")
+    workers = [ctx.Process(target=_worker_entry, args=(settings, threads), daemon=False)
+               for _ in range(settings.jobs)]
+    for w in workers:
+        w.start()
+    # SIGTERM (`kill`, a job scheduler) would end this process alone and leave the workers
+    # training; treat it like Ctrl-C, so they stop and mark their trials interrupted
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    try:
+        while any(w.is_alive() for w in workers):
+            time.sleep(2.0)
+            if on_update:
+                on_update(summarize(study))
+    except KeyboardInterrupt:
+        _stop_workers(workers)
+        raise
+    finally:
+        for w in workers:
+            w.join()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    if on_update:
+        on_update(summarize(study))
+    bad = [w.exitcode for w in workers if w.exitcode not in (0, None)]
+    if bad:
+        raise StudyError(f"{len(bad)} worker(s) exited with errors {bad}; "
+                         "completed trials are kept, re-run the same command to resume")
+    return study
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+def _stop_workers(workers: list[Any]) -> None:
+    """After Ctrl-C: workers in the terminal's process group got SIGINT too; any still alive
+    after a moment (the parent alone was signalled) get it now, so each marks its running
+    trial failed; the rest are terminated (their trials go stale and are retried)."""
+    _join_all(workers, 3.0)
+    for w in workers:
+        if w.is_alive() and w.pid is not None:
+            os.kill(w.pid, signal.SIGINT)
+    _join_all(workers, 30.0)
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+
+def _join_all(workers: list[Any], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for w in workers:
+        w.join(timeout=max(0.0, deadline - time.monotonic()))
