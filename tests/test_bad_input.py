@@ -276,6 +276,7 @@ def other_teacher(cli_inputs):
     return path
 
 
+@pytest.mark.slow
 def test_more_jobs_than_trials_are_capped_and_said(made, cli_inputs, capsys):
     url, _, folder = made
     data, teacher, _ = cli_inputs

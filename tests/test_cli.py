@@ -18,6 +18,7 @@ def workdir(tmp_path, monkeypatch, tiny_data):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_teacher_run_export_stream(workdir, tiny_data, capsys):
     data = ["--data", str(tiny_data)]
     assert main(["teacher", *data, "--epochs", "1", "--hidden", "8"]) == 0
@@ -68,6 +69,7 @@ def test_errors_are_one_line_and_nonzero(workdir, tiny_data, capsys):
     assert not (workdir / "studies" / "absent.db").exists()
 
 
+@pytest.mark.slow
 def test_every_subcommand_has_help_with_an_example():
     from kws_search.cli import COMMANDS, build_parser
 

@@ -104,6 +104,7 @@ def machine(settings) -> None:
     run_search(settings, progress=False)
 
 
+@pytest.mark.slow
 def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_teacher, tmp_path,
                                                tiny_settings):
     url = postgres_url
@@ -130,6 +131,7 @@ def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_tea
         optuna.delete_study(study_name=name, storage=url)
 
 
+@pytest.mark.slow
 def test_jobs_2_on_sqlite_runs_each_hand_tuned_student_once(tiny_data, tiny_teacher, tmp_path,
                                                              tiny_settings):
     space = tmp_path / "hand.yaml"
@@ -151,6 +153,7 @@ def claim_waiting(url: str, name: str, ready: Any, out: Any) -> None:
     out.put([study.ask()._trial_id for _ in range(12)])
 
 
+@pytest.mark.slow
 def test_sqlite_hands_each_queued_trial_to_one_process(tmp_path: Path):
     """Optuna's SQLite caveat (two workers taking one queued trial) does not happen here."""
     url = f"sqlite:///{tmp_path / 'queue.db'}"

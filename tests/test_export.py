@@ -236,6 +236,7 @@ print(json.dumps({"steps": steps.tolist(), "offline": float(m.offline(audio)),
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", [("none", "gru"), ("int8", "gru"), ("static_int8", "gru")],
                          ids=["float", "int8", "static_int8"])
 def test_fresh_process_gives_identical_numbers(exported: dict, tmp_path: Path,

@@ -94,6 +94,7 @@ def wait_until_training(proc: subprocess.Popen, db: Path, running: int = 1,
     pytest.fail(f"no trial reached training in {timeout} s")
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_is_failed_retried_and_resumed(cli_inputs, tmp_path, start, capsys):
     space = tiny_space(tmp_path, "slow")
     db = tmp_path / "faults.db"
@@ -118,6 +119,7 @@ def test_killed_worker_trial_is_failed_retried_and_resumed(cli_inputs, tmp_path,
     assert not [t for t in after if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_trial_failed_and_a_rerun_resumes(cli_inputs, tmp_path, start, capsys):
     space = tiny_space(tmp_path, "slow")
     db = tmp_path / "faults.db"
@@ -142,6 +144,7 @@ def test_ctrl_c_marks_the_trial_failed_and_a_rerun_resumes(cli_inputs, tmp_path,
     assert "failed x1: interrupted" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_the_parent_of_two_workers_stops_both(cli_inputs, tmp_path, start, signum):
     """SIGINT or SIGTERM to the parent alone (not the terminal's process group) still stops
@@ -205,6 +208,7 @@ def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     assert "interrupted" in trials[started.number].user_attrs["fail_reason"]
 
 
+@pytest.mark.slow
 def test_a_storage_failure_stops_the_run_at_once_and_the_trial_is_retried(
         cli_inputs, tmp_path, start):
     """The artifact folder turns into a file mid-run (a disk gone read-only or full reads the
