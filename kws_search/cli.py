@@ -18,6 +18,7 @@ from kws_search.commands import (
     stream,
     teacher,
 )
+from kws_search.errors import KwsSearchError
 
 COMMANDS = (data, teacher, run, report, dashboard, export, stream, demo, evaluate)
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; completed work is kept, re-run the same command to resume",
               file=sys.stderr)
         return 130
-    except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, OSError) as exc:
+    except (KwsSearchError, OSError) as exc:  # what the user can fix; anything else is a bug
         if args.verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kws_search.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -24,11 +26,11 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.kd_weight <= 1.0:
-            raise ValueError(f"distill.kd_weight must be in [0, 1], got {self.kd_weight}")
+            raise ConfigError(f"distill.kd_weight must be in [0, 1], got {self.kd_weight}")
         if self.temperature <= 0:
-            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"distill.temperature must be > 0, got {self.temperature}")
         if self.attn_weight < 0:
-            raise ValueError(f"distill.attn_weight must be >= 0, got {self.attn_weight}")
+            raise ConfigError(f"distill.attn_weight must be >= 0, got {self.attn_weight}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,6 +28,7 @@ from kws_search.data import (
     scan_dataset,
     word_folders,
 )
+from kws_search.errors import ConfigError
 from kws_search.features import FeatureConfig, log_mel, mix_noise
 from kws_search.measure import au_fa_fr, predict_deployed
 
@@ -190,7 +191,7 @@ def evaluate_file(model_path: Path | str, data: Path | str, split: str | None = 
     scorer = load_scorer(model_path)
     keyword = keyword or scorer.keyword
     if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"--threshold must be within 0..1, got {threshold}")
+        raise ConfigError(f"--threshold must be within 0..1, got {threshold}")
     eval_set = load_eval_set(data, keyword, scorer.feature_config, split, noise)
     probs = scorer.probabilities(eval_set.audio)
     result = summarize(probs, eval_set, scorer.threshold if threshold is None else threshold)

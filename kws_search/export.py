@@ -37,6 +37,7 @@ from kws_search.checkpoint import (
     load_model,
     read_checkpoint,
 )
+from kws_search.errors import ConfigError
 from kws_search.features import FeatureConfig, LogMel
 from kws_search.models import CRNN, CRNNConfig
 
@@ -67,10 +68,10 @@ class StreamingKWS(nn.Module):
                  threshold: float = 0.5) -> None:
         super().__init__()
         if features.hop_length > features.n_fft:
-            raise ValueError(f"hop_length {features.hop_length} > n_fft {features.n_fft}: "
+            raise ConfigError(f"hop_length {features.hop_length} > n_fft {features.n_fft}: "
                              "streaming needs overlapping frames")
         if max_window_seconds <= 0:
-            raise ValueError(f"max_window_seconds must be > 0, got {max_window_seconds}")
+            raise ConfigError(f"max_window_seconds must be > 0, got {max_window_seconds}")
         self.front = LogMel(features, center=False)
         self.model = model.eval()
         self.keyword = keyword

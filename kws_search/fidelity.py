@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from kws_search.errors import ConfigError
+
 RUNG_PREFIX = "rung_"
 
 
@@ -39,17 +41,17 @@ class Rungs:
 
     def __post_init__(self) -> None:
         if any(e < 1 for e in self.epochs) or list(self.epochs) != sorted(set(self.epochs)):
-            raise ValueError(f"fidelity.rungs must be increasing epoch counts >= 1, "
+            raise ConfigError(f"fidelity.rungs must be increasing epoch counts >= 1, "
                              f"got {list(self.epochs)}")
         if not 0 < self.keep < 1:
-            raise ValueError(f"fidelity.keep must be between 0 and 1, got {self.keep}")
+            raise ConfigError(f"fidelity.keep must be between 0 and 1, got {self.keep}")
         if self.min_peers < 1:
-            raise ValueError(f"fidelity.min_peers must be >= 1, got {self.min_peers}")
+            raise ConfigError(f"fidelity.min_peers must be >= 1, got {self.min_peers}")
 
     def check(self, epochs: int) -> None:
         """Every rung must come before the end of training (`epochs`)."""
         if self.epochs and self.epochs[-1] >= epochs:
-            raise ValueError(f"fidelity.rungs {list(self.epochs)} must all be below "
+            raise ConfigError(f"fidelity.rungs {list(self.epochs)} must all be below "
                              f"train.epochs={epochs}")
 
 

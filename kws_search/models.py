@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kws_search.errors import ConfigError
+
 RNN_CELLS = ("gru", "rnn")
 
 
@@ -53,13 +55,13 @@ class CRNNConfig:
 
     def __post_init__(self) -> None:
         if self.rnn not in RNN_CELLS:
-            raise ValueError(f"model.rnn must be one of {RNN_CELLS}, got {self.rnn!r}")
+            raise ConfigError(f"model.rnn must be one of {RNN_CELLS}, got {self.rnn!r}")
         for name in ("cnn_channels", "kernel_freq", "kernel_time", "stride_freq",
                      "stride_time", "hidden", "layers", "n_mels"):
             if getattr(self, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.kernel_freq > self.n_mels:
-            raise ValueError(
+            raise ConfigError(
                 f"model.kernel_freq={self.kernel_freq} exceeds n_mels={self.n_mels}")
 
     @property
@@ -89,7 +91,7 @@ class CRNNConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**d)
 
 

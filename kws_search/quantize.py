@@ -24,6 +24,7 @@ from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
 from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase as DynamicRNNBase
 
+from kws_search.errors import ConfigError
 from kws_search.models import CRNN, CRNNConfig
 
 QUANT_MODES = ("none", "float16", "int8", "static_int8", "qat")
@@ -35,7 +36,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao"
 
 def _check(mode: str) -> None:
     if mode not in QUANT_MODES:
-        raise ValueError(f"unknown quantization mode {mode!r}; choose from {QUANT_MODES}")
+        raise ConfigError(f"unknown quantization mode {mode!r}; choose from {QUANT_MODES}")
 
 
 def _mark_conv(model: CRNN, qconfig: tq.QConfig) -> None:

@@ -23,6 +23,7 @@ import yaml
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
 from kws_search.distill import DistillConfig
+from kws_search.errors import KwsSearchError
 from kws_search.fidelity import Rungs
 from kws_search.models import CRNNConfig
 from kws_search.quantize import QUANT_MODES
@@ -38,7 +39,7 @@ _SHORT = {"int": "IntDistribution", "float": "FloatDistribution",
 _DEFAULT_ATTRS = {"int": {"step": 1, "log": False}, "float": {"step": None, "log": False}}
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(KwsSearchError, ValueError):
     """A search space file that cannot be used; the message names the file and key."""
 
 

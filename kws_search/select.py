@@ -8,12 +8,13 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import FrozenTrial, TrialState
 
+from kws_search.errors import KwsSearchError
 from kws_search.objective import feasible
 
 RULES = ("balanced", "fastest", "smallest", "best")
 
 
-class SelectionError(ValueError):
+class SelectionError(KwsSearchError, ValueError):
     """No trial fits what was asked; the message says what exists."""
 
 

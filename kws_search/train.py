@@ -18,13 +18,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kws_search.distill import DistillConfig, TeacherOutputs, distill_loss
+from kws_search.errors import ConfigError, KwsSearchError
 from kws_search.features import FeatureSet
 from kws_search.measure import evaluate
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(KwsSearchError, RuntimeError):
     """Training diverged (loss is NaN or infinite)."""
 
 
@@ -53,11 +54,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or self.patience < 0:
-            raise ValueError(f"epochs and batch_size must be >= 1, lr > 0 and patience >= 0; "
+            raise ConfigError(f"epochs and batch_size must be >= 1, lr > 0 and patience >= 0; "
                              f"got epochs={self.epochs}, batch_size={self.batch_size}, "
                              f"lr={self.lr}, patience={self.patience}")
         if self.negatives not in ("words", "clips"):
-            raise ValueError(f"train.negatives must be 'words' or 'clips', got {self.negatives!r}")
+            raise ConfigError(f"train.negatives must be 'words' or 'clips', got {self.negatives!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kws_search.commands.common import DEFAULT_DATA, DEFAULT_FESTIVAL, positive_int
+from kws_search.errors import ConfigError
 
 DEFAULT_CLIPS = 24_000
 
@@ -67,7 +68,7 @@ def _run_festival(args: argparse.Namespace) -> int:
     from kws_search.festival import FestivalConfig, synthesize_festival
 
     if args.clips is not None:
-        raise ValueError("--clips is for the espeak engine; use --speakers with --engine festival")
+        raise ConfigError("--clips is for the espeak engine; use --speakers with --engine festival")
     out = args.out or DEFAULT_FESTIVAL
     config = FestivalConfig(keyword=args.keyword, speakers_per_voice=args.speakers,
                             seed=args.seed, workers=args.workers)
