@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
+
+from kws_search.errors import KwsSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ NOISE_DIR = "_background_noise_"
 MAX_SKIPPED_FRACTION = 0.01
 
 
-class DataError(ValueError):
+class DataError(KwsSearchError, ValueError):
     """A dataset or audio file that cannot be used; the message names it and says what to do."""
 
 
@@ -63,15 +63,19 @@ def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
         raise DataError(f"audio file {path} holds NaN or infinite samples; replace or delete it")
     audio = audio.mean(axis=1)  # [samples]
     if sr != sample_rate:
+        # torch only here: synth workers import this module and stay torch-free (72 MB, not 543)
+        import torch
+        import torchaudio.functional as AF
+
         audio = AF.resample(torch.from_numpy(audio), sr, sample_rate).numpy()
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad at the end to exactly `length` samples."""
-    if audio.shape[0] >= length:
-        return audio[:length]
-    return np.pad(audio, (0, length - audio.shape[0]))
+    """Crop or zero-pad the last axis at its end to exactly `length` samples."""
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])])
 
 
 def _read_list(root: Path, name: str) -> set[str]:

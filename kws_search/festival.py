@@ -33,14 +33,14 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
-from kws_search.data import NOISE_DIR, DataError
+from kws_search.data import NOISE_DIR, DataError, fit_length
+from kws_search.errors import ConfigError
 from kws_search.synth import (
     BABBLE_SENTENCES,
     COMMAND_WORDS,
     CONFUSABLE_WORDS,
     NOISE_KINDS,
     SynthConfig,
-    fit_samples,
     noise_recording,
     prepare_root,
     speaker_ids,
@@ -217,7 +217,7 @@ def synthesize_festival(root: Path | str, cfg: FestivalConfig = FestivalConfig()
     before anything is written.
     """
     if cfg.speakers_per_voice < 1 or cfg.clips_per_speaker < 1 or cfg.workers < 1:
-        raise ValueError("speakers_per_voice, clips_per_speaker and workers must be >= 1")
+        raise ConfigError("speakers_per_voice, clips_per_speaker and workers must be >= 1")
     program = check_festival()
     root = Path(root)
     prepare_root(root, overwrite)
@@ -238,7 +238,7 @@ def synthesize_festival(root: Path | str, cfg: FestivalConfig = FestivalConfig()
     (root / NOISE_DIR).mkdir()
     for kind in NOISE_KINDS:
         n = int(rng.integers(30, 61)) * cfg.sample_rate
-        x = (fit_samples(_babble(program, cfg, n / cfg.sample_rate, rng)[None], n)[0]
+        x = (fit_length(_babble(program, cfg, n / cfg.sample_rate, rng), n)
              if kind == "babble" else noise_recording(kind, n, cfg.sample_rate, rng))
         write_noise(root / NOISE_DIR / f"{kind}.wav", x, cfg.sample_rate)
     summary = {

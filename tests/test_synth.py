@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kws_search.errors import ConfigError
 from kws_search.synth import (
     ACCENTS,
     COMMAND_WORDS,
@@ -135,7 +138,7 @@ def test_existing_non_empty_root_raises(tmp_path: Path) -> None:
 
 
 def test_bad_config_raises() -> None:
-    with pytest.raises(ValueError, match="keyword clips"):
+    with pytest.raises(ConfigError, match="keyword clips"):
         synthesize(Path("unused"), SynthConfig(n_clips=20, keyword_fraction=0.05))
 
 
@@ -145,3 +148,9 @@ def test_confusables_never_sound_like_the_keyword() -> None:
         assert keyword
         clash = [w for w in CONFUSABLE_WORDS if phonemes(w, accent) == keyword]
         assert not clash, f"{clash} sound like 'sheila' in {accent}"
+
+
+def test_workers_do_not_load_torch() -> None:
+    """Spawned workers import kws_search.synth; the numpy resampler is there to keep them lean."""
+    code = "import sys, kws_search.synth; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
