@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 import torchaudio
+import torchaudio.functional as AF
 from torch import nn
 from tqdm.auto import tqdm
 
 from kws_search import augment
 from kws_search.data import DatasetIndex, load_clips, load_noise, scan_dataset
+from kws_search.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class FeatureSet:
             return self.validation, self.validation_labels
         if name == "test":
             return self.test, self.test_labels
-        raise ValueError(f"unknown split {name!r}; use 'validation' or 'test'")
+        raise ConfigError(f"unknown split {name!r}; use 'validation' or 'test'")
 
 
 def mix_noise(clips: np.ndarray, noise: list[np.ndarray], rng: np.random.Generator,
@@ -127,10 +129,27 @@ def mix_noise(clips: np.ndarray, noise: list[np.ndarray], rng: np.random.Generat
             source = np.tile(source, length // source.shape[0] + 1)
         start = int(starts[i] * (source.shape[0] - length))
         segments[i] = source[start:start + length]
-    p_signal = (out ** 2).mean(axis=1) + 1e-10
-    p_noise = (segments ** 2).mean(axis=1) + 1e-10
-    scale = np.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10))) * noisy
-    return out + segments * scale[:, None].astype(np.float32)
+    return add_noise(out, segments, np.where(noisy, snr_db, np.inf))
+
+
+def add_noise(signal: np.ndarray, noise: np.ndarray, snr_db: np.ndarray | float,
+              batch: int = 1024) -> np.ndarray:
+    """signal + noise scaled to `snr_db` below it, per row of [..., samples]; float32.
+
+    torchaudio's `add_noise` on `batch` rows at a time; rows with an infinite SNR, a silent
+    signal or silent noise stay clean.
+    """
+    length = signal.shape[-1]
+    flat_signal = signal.reshape(-1, length)  # [rows, samples]
+    flat_noise = noise.reshape(-1, length)
+    snr = np.broadcast_to(np.asarray(snr_db, dtype=np.float32), signal.shape[:-1]).reshape(-1)
+    rows = np.flatnonzero(np.isfinite(snr) & flat_signal.any(axis=1) & flat_noise.any(axis=1))
+    out = flat_signal.astype(np.float32)  # a copy
+    for start in range(0, rows.size, batch):
+        i = rows[start:start + batch]
+        out[i] = AF.add_noise(torch.from_numpy(out[i]), torch.from_numpy(flat_noise[i]),
+                              torch.from_numpy(snr[i])).numpy()
+    return out.reshape(signal.shape)
 
 
 def log_mel(audio: np.ndarray, config: FeatureConfig, batch: int = 1024) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 
 from kws_search.data import read_wav, scan_dataset
 from kws_search.export import load_exported
+from kws_search.features import add_noise
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +164,7 @@ def demo_track(dataset_root: Path, keyword: str, seed: int) -> tuple[np.ndarray,
     if index.noise_files:
         noise = [read_wav(index.root / rel, DEMO_SAMPLE_RATE) for rel in index.noise_files]
         bed = _noise_bed(noise, audio.shape[0], rng)
-        snr_db = rng.uniform(10.0, 20.0)
-        p_signal = float((audio ** 2).mean()) + 1e-10
-        p_noise = float((bed ** 2).mean()) + 1e-10
-        audio = audio + bed * np.float32(np.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10))))
+        audio = add_noise(audio, bed, rng.uniform(10.0, 20.0))
     else:
         logger.warning("no background noise in %s; the demo track has none", dataset_root)
     peak = float(np.abs(audio).max())
