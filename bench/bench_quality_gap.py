@@ -18,7 +18,8 @@ from kws_search.distill import DistillConfig, teacher_outputs
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.measure import evaluate
 from kws_search.models import CRNN, CRNNConfig
-from kws_search.teacher import load_teacher, teacher_path
+from kws_search.options import teacher_path
+from kws_search.teacher import load_teacher
 from kws_search.train import TrainConfig, train
 
 STUDENT = CRNNConfig(cnn_channels=3, kernel_freq=7, kernel_time=20, stride_freq=6,

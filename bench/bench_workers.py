@@ -29,9 +29,10 @@ from optuna.trial import TrialState
 from kws_search.context import build_context
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.models import CRNNConfig
+from kws_search.options import teacher_path
 from kws_search.storage import open_storage
 from kws_search.study import RunSettings
-from kws_search.teacher import teacher_path, train_teacher
+from kws_search.teacher import train_teacher
 from kws_search.train import TrainConfig
 from kws_search.workers import run_search
 

@@ -9,8 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
-
-SAMPLERS = ("gp", "tpe", "nsga2", "random")
+from kws_search.options import SAMPLERS
 
 
 class UnknownSampler(KwsSearchError, ValueError):

@@ -10,8 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
 from kws_search.objective import feasible
-
-RULES = ("balanced", "fastest", "smallest", "best")
+from kws_search.options import RULES
 
 
 class SelectionError(KwsSearchError, ValueError):

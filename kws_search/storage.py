@@ -23,11 +23,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
 from kws_search.fidelity import finished
+from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
 MAX_RETRY = 2  # times one student is retried after its worker died or was interrupted
 INTERRUPTED = "interrupted (Ctrl-C / SIGINT)"
 STORAGE_FAILURE = "storage failure"  # a trial that could not be saved: the disk, not the student
@@ -37,12 +36,6 @@ LOW_DISK = 1 << 30  # bytes free under the artifact folder below which a run war
 class StudyError(KwsSearchError, RuntimeError):
     """A study that cannot be opened or run as asked; the message says what to do."""
 
-
-def default_storage(study: str, studies_dir: Path | str = "studies") -> str:
-    """SQLite URL of the study's own database under `studies/`."""
-    path = Path(studies_dir) / f"{study}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
 
 def artifact_dir_for(storage: str, study: str) -> Path:
     """Artifact folder next to a SQLite database, else under `studies/`."""

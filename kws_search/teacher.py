@@ -42,11 +42,6 @@ class TeacherMismatch(CheckpointError):
     """The teacher on disk was trained on another dataset or other features."""
 
 
-def teacher_path(checkpoints: Path | str, dataset_root: Path | str) -> Path:
-    """Default teacher file: one per dataset folder name."""
-    return Path(checkpoints) / f"teacher-{Path(dataset_root).resolve().name}.pt"
-
-
 def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
     """Quality on validation (with its bootstrap 90% interval) and test, MACs, stored bytes,
     parameters and latency of one model; quality as the exported stream computes it."""

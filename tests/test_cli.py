@@ -103,3 +103,38 @@ def test_every_help_example_parses(capsys):
         except SystemExit:
             pytest.fail(f"help example does not parse: kws-search {' '.join(argv)}: "
                         f"{capsys.readouterr().err.strip()}")
+
+
+def test_help_imports_neither_torch_nor_optuna():
+    """`kws-search --help` (and a subcommand's) answers without loading the heavy libraries."""
+    code = ("import sys\nfrom kws_search.cli import main\n"
+            "for argv in (['--help'], ['run', '--help'], ['export', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'optuna', 'torchaudio', 'pandas') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_every_option_has_help_and_choices_are_checked(capsys):
+    import argparse
+
+    from kws_search.cli import build_parser
+
+    def missing_help(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        found = []
+        for action in parser._actions:  # argparse lists a parser's options only here
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += missing_help(child, f"{path} {name}")
+            elif not action.help:
+                found.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return found
+
+    parser = build_parser()
+    assert missing_help(parser, "kws-search") == []
+    for argv in (["run", "--sampler", "bayes"], ["export", "--rule", "cheapest"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert "invalid choice" in capsys.readouterr().err

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws_search.storage import default_storage
-from kws_search.teacher import teacher_path
+from kws_search.options import default_storage, teacher_path
 
 DEFAULT_DATA = Path("data/synth")
 DEFAULT_FESTIVAL = Path("data/festival")

@@ -35,16 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"total clips for espeak (default: {DEFAULT_CLIPS})")
     synth.add_argument("--speakers", type=positive_int, default=40,
                        help="festival: speakers per Festival voice (default: %(default)s)")
-    synth.add_argument("--keyword", default="sheila")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=positive_int, default=2)
+    synth.add_argument("--keyword", default="sheila",
+                       help="the keyword the folder is made for (default: %(default)s)")
+    synth.add_argument("--seed", type=int, default=0,
+                       help="seed of every random choice; the same seed gives the same files")
+    synth.add_argument("--workers", type=positive_int, default=2,
+                       help="processes that render clips (default: %(default)s)")
     synth.add_argument("--force", action="store_true",
                        help="replace an earlier synthesized dataset in --out")
     synth.set_defaults(func=run_synth)
     info = actions.add_parser("info", help="check a dataset folder and count its clips",
                               epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    info.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    info.add_argument("--keyword", default="sheila")
+    info.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                      help="dataset folder (default: %(default)s)")
+    info.add_argument("--keyword", default="sheila", help="keyword (default: %(default)s)")
     info.set_defaults(func=run_info)
 
 

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("model", type=Path, help="TorchScript file from `kws-search export`")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="dataset whose test clips and noise build the track")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="which clips and noise the demo draws (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="folder")
     parser.set_defaults(func=run)
 

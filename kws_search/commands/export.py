@@ -11,6 +11,7 @@ from kws_search.commands.common import (
     probability,
     teacher_file,
 )
+from kws_search.options import RULES
 
 HELP = """examples:
   kws-search export                          # balanced: best min(speed-up, compression)
@@ -28,12 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, default=None, help="trial number")
-    which.add_argument("--rule", default="balanced",
-                       help="balanced (default), fastest, smallest or best (feasible trials)")
+    which.add_argument("--rule", default=RULES[0], choices=RULES,
+                       help="which feasible trial: balanced (default: best min(speed-up, "
+                            "compression)), fastest, smallest, or best quality")
     which.add_argument("--export-teacher", "--baseline", dest="export_teacher",
                        action="store_true", help="export the teacher instead of a student")
-    parser.add_argument("--min-speedup", type=float, default=0.0)
-    parser.add_argument("--min-compression", type=float, default=0.0)
+    parser.add_argument("--min-speedup", type=float, default=0.0,
+                        help="pick only among trials at least this much faster than the teacher")
+    parser.add_argument("--min-compression", type=float, default=0.0,
+                        help="pick only among trials at least this much smaller than the teacher")
     parser.add_argument("--window", type=float, default=1.0,
                         help="attention window in seconds (default: %(default)s)")
     parser.add_argument("--threshold", type=probability, default=None,

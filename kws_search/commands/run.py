@@ -19,7 +19,7 @@ from kws_search.commands.common import (
     storage_url,
     teacher_file,
 )
-from kws_search.storage import HEARTBEAT_INTERVAL
+from kws_search.options import HEARTBEAT_INTERVAL, SAMPLERS
 
 HELP = """examples:
   kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--space", default="default",
                         help="search space: a name in search_spaces/ or a YAML path")
-    parser.add_argument("--sampler", default="gp",
-                        help="gp (default), tpe, nsga2 or random (see README, \"Samplers\")")
+    parser.add_argument("--sampler", default=SAMPLERS[0], choices=SAMPLERS,
+                        help="Gaussian process (default), TPE, NSGA-II or random search (see "
+                             "README, \"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     cores = os.cpu_count() or 1
     parser.add_argument("--jobs", type=positive_int, default=None,

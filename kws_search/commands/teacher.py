@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "as in the seeds")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="at most this many epochs (default: 80 converged, 20 seminar)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights and the batches (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="retrain (or re-import) even when a matching teacher exists")
     parser.add_argument("--import", dest="import_file", type=Path, default=None, metavar="FILE",

@@ -1,0 +1,27 @@
+"""What the command line offers before anything heavy is imported.
+
+Sampler names, pick rules, default places and the heartbeat interval: `kws-search --help` and
+argparse's `choices=` read them without importing torch or Optuna, and the modules that
+implement them import them from here, so each is defined once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SAMPLERS = ("gp", "tpe", "nsga2", "random")  # the first is the default
+RULES = ("balanced", "fastest", "smallest", "best")  # how `export` picks a trial of the front
+HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
+
+
+def default_storage(study: str, studies_dir: Path | str = "studies") -> str:
+    """SQLite URL of the study's own database under `studies/`."""
+    path = Path(studies_dir) / f"{study}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def teacher_path(checkpoints: Path | str, dataset_root: Path | str) -> Path:
+    """Default teacher file: one per dataset folder name."""
+    return Path(checkpoints) / f"teacher-{Path(dataset_root).resolve().name}.pt"
