@@ -170,10 +170,12 @@ def _fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 def _import_lazy_torch() -> None:
-    """Import now what torch imports on the first optimizer (torch._dynamo, about 1 s), so a
-    worker's first trial is not slower than the rest (train_seconds) and a Ctrl-C in it does not
-    land inside that import (swallowed in a weakref callback, or the exit code lost)."""
-    import torch._dynamo  # noqa: F401
+    """Build a throwaway optimizer now: torch imports its compiler stack on the first one
+    (about 1 s), so a worker's first trial is not slower than the rest (train_seconds) and a
+    Ctrl-C in it does not land inside that import (swallowed in a weakref callback, or the exit
+    code lost)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
 
 def _worker_entry(settings: RunSettings, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
