@@ -130,3 +130,20 @@ def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
     train_teacher(features, folder / "teacher.pt", CRNNConfig(cnn_channels=4, hidden=16),
                   TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
     return tiny_data, folder / "teacher.pt", folder / "cache"
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_study, tmp_path_factory: pytest.TempPathFactory):
+    """The report of `tiny_study`, written once (no PNGs)."""
+    from kws_search.report import write_report
+
+    settings, _ = tiny_study
+    return write_report(settings.study, settings.storage,
+                        tmp_path_factory.mktemp("report") / "out", png=False)
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch, tiny_data):
+    """A fresh current folder: the CLI writes studies/ and checkpoints/ here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -7,53 +7,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from kws_search.cli import main
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch, tiny_data):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.mark.slow
-def test_teacher_run_export_stream(workdir, tiny_data, capsys):
-    data = ["--data", str(tiny_data)]
-    assert main(["teacher", *data, "--epochs", "1", "--hidden", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "validation quality" in out
-    teacher = workdir / "checkpoints" / f"teacher-{tiny_data.name}.pt"
-    assert teacher.is_file()
-
-    # the same data again: the saved teacher is reused, not retrained
-    assert main(["teacher", *data]) == 0
-    assert "matches this dataset" in capsys.readouterr().out
-
-    assert main(["run", *data, "--trials", "2", "--space", "tiny", "--study", "t"]) == 0
-    out = capsys.readouterr().out
-    assert "teacher validation quality" in out
-    assert (workdir / "studies" / "t.db").is_file()
-
-    # re-running the same command with a larger total resumes the study
-    assert main(["run", *data, "--trials", "3", "--space", "tiny", "--study", "t"]) == 0
-    import optuna
-
-    study = optuna.load_study(study_name="t", storage="sqlite:///studies/t.db")
-    assert len([t for t in study.get_trials() if t.state.name == "COMPLETE"]) == 3
-
-    assert main(["export", *data, "--study", "t", "--trial", "0"]) == 0
-    exported = workdir / "checkpoints" / "t-trial0-stream.pt"
-    assert exported.is_file()
-    module = torch.jit.load(str(exported))
-    assert module.keyword == "sheila" and module.sample_rate == 16000
-
-    assert main(["export", *data, "--export-teacher"]) == 0
-    wav = next((tiny_data / "sheila").glob("*.wav"))
-    assert main(["stream", str(exported), str(wav), "--out", str(workdir / "s.html")]) == 0
-    assert "detection" in capsys.readouterr().out
-    assert (workdir / "s.html").is_file()
 
 
 def test_errors_are_one_line_and_nonzero(workdir, tiny_data, capsys):

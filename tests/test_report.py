@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import warnings
 from pathlib import Path
 
 import optuna
@@ -22,21 +21,11 @@ from kws_search.tables import (
     CI_COLUMN,
     CROSS_MEASURES,
     MEASURES,
-    hypervolume,
-    hypervolume_history,
-    to_markdown,
 )
 
 FILES = ("trials.csv", "trials.md", "front.csv", "front.md", "quality_vs_macs.html",
          "quality_vs_bytes.html", "speedup_vs_compression.html", "hypervolume.html",
          "index.html")
-
-
-@pytest.fixture(scope="module")
-def tiny_report(tiny_study, tmp_path_factory: pytest.TempPathFactory):
-    settings, _ = tiny_study
-    return write_report(settings.study, settings.storage,
-                        tmp_path_factory.mktemp("report") / "out", png=False)
 
 
 @pytest.fixture
@@ -83,58 +72,6 @@ def test_front_shows_the_validation_interval_and_no_cross_columns(tiny_study, ti
     columns = set(front.columns) | set(pd.read_csv(tiny_report.folder / "trials.csv").columns)
     assert not columns & set(CROSS_MEASURES)
     assert "cross-engine" not in page
-
-
-def test_figures_show_teacher_bar_seeds_and_front(tiny_study, tiny_report):
-    _, study = tiny_study
-    bar = study.user_attrs["quality_bar"]
-    for name in ("quality_vs_macs", "quality_vs_bytes"):
-        fig = tiny_report.figures[name]
-        names = {trace.name for trace in fig.data}
-        assert {"teacher", "feasible Pareto front", "seed 000 (by hand)",
-                "seed 004 (by hand)"} <= names
-        assert fig.layout.xaxis.type == "log"
-        assert any(s.y0 == s.y1 == pytest.approx(bar) for s in fig.layout.shapes)
-        teacher = next(t for t in fig.data if t.name == "teacher")
-        assert teacher.y[0] == study.user_attrs["teacher"]["val_quality"]
-    html = (tiny_report.folder / "quality_vs_macs.html").read_text()
-    assert "teacher" in html and "seed 002 (by hand)" in html
-    history = tiny_report.figures["hypervolume"].data[0]
-    assert list(history.y) == sorted(history.y)  # the front only grows
-
-
-def test_hypervolume_is_exact_on_boxes():
-    assert hypervolume([(1.0, 2.0, 3.0)]) == pytest.approx(6.0)
-    # two boxes overlapping in [0,1]x[0,.5]x[0,.5]: 1 + 2*.5*.5 - 1*.5*.5
-    assert hypervolume([(1.0, 1.0, 1.0), (2.0, 0.5, 0.5)]) == pytest.approx(1.25)
-    assert hypervolume([(1.0, 1.0, 1.0), (0.5, 0.5, 0.5)]) == pytest.approx(1.0)
-    assert hypervolume([(-1.0, 5.0, 5.0)]) == 0.0  # worse than the reference: no volume
-    table = pd.DataFrame({"number": [0, 1, 2], "state": ["COMPLETE"] * 3,
-                          "feasible": [True, False, True], "quality": [0.5, 0.1, 0.0],
-                          "speedup": [3.0, 9.0, 2.0], "compression": [2.0, 9.0, 2.0]})
-    history = hypervolume_history(table, bar=1.0)
-    assert list(history["hypervolume"]) == pytest.approx([1.0, 1.0, 1.5])  # 1 + 1 - .5
-    assert list(history["front_size"]) == [1, 1, 2]
-
-
-def test_hypervolume_history_agrees_with_optuna(tiny_study, tiny_report):
-    """Our copy against Optuna's public (experimental) figure, the only public hypervolume:
-    same trials, same numbers once its first axis (quality, reference: the bar) is in bars."""
-    _, study = tiny_study
-    bar = study.user_attrs["quality_bar"]
-    ours = hypervolume_history(tiny_report.trials, bar)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        theirs = optuna.visualization.plot_hypervolume_history(study, [bar, 1.0, 1.0]).data[0]
-    assert list(ours["number"]) == list(theirs.x)
-    assert list(ours["hypervolume"]) == pytest.approx([v / bar for v in theirs.y], rel=1e-9)
-    assert ours["hypervolume"].iloc[-1] > 0  # the tiny study has a feasible student
-
-
-def test_markdown_escapes_and_blanks_missing():
-    text = to_markdown(pd.DataFrame({"a": [1.5, float("nan")], "b": ["x|y", None]}))
-    assert text.splitlines()[1] == "| ---: | --- |"
-    assert "| 1.5 | x\\|y |" in text and "|  |  |" in text
 
 
 def test_failed_and_running_trials_still_report(tiny_study, tmp_path):

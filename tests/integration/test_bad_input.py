@@ -298,7 +298,7 @@ def test_resuming_with_another_teacher_or_space_is_refused_naming_it(
                               "teacher (its teacher: "), message
     assert "use a new --study name, or --allow-changes" in message
     space = tmp_path / "wider.yaml"
-    space.write_text((Path(__file__).parent.parent / "search_spaces" / "tiny.yaml").read_text()
+    space.write_text((Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text()
                      .replace("hidden: {type: int, low: 4, high: 8}",
                               "hidden: {type: int, low: 4, high: 16}"))
     assert main(run_args(url, data, teacher, folder, "--space", str(space))) == 1

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.cli import main
 from kws_search.storage import open_storage
 
-SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 RESUME_HINT = "interrupted; completed work is kept, re-run the same command to resume"
 
 
