@@ -91,8 +91,10 @@ def feasible(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def make_objective(context: SearchContext, space: SearchSpace,
+                   after_epoch: Callable[[], None] | None = None,
                    ) -> Callable[[optuna.Trial], tuple[float, float, float]]:
-    """The trial function for `study.optimize`."""
+    """The trial function for `study.optimize`; `after_epoch()` runs after every training epoch
+    (an exception it raises ends the trial there)."""
     features = context.features
     teacher = context.teacher_metrics
     rungs = space.rungs
@@ -116,9 +118,15 @@ def make_objective(context: SearchContext, space: SearchSpace,
         student = prepare_for_training(CRNN(config.model), config.quant)
         judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
                           size["compression"]) if rungs.epochs else None
+
+        def on_epoch(epoch: int, best_quality: float) -> None:
+            if after_epoch is not None:
+                after_epoch()
+            if judge is not None:
+                judge(epoch, best_quality)
         try:
             result = train(student, features, config.train, config.distill,
-                           context.teacher_outputs, on_epoch=judge)
+                           context.teacher_outputs, on_epoch=on_epoch)
         except NonFiniteLoss as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise

@@ -106,7 +106,15 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
     space = load_space(settings.space)
     context = context or build_context(settings, progress=progress)
     study = open_study(settings)
-    objective = _with_fail_reason(make_objective(context, space), settings.trials)
+    with _CtrlC() as ctrl_c:
+        objective = _with_fail_reason(make_objective(context, space, ctrl_c.check),
+                                      settings.trials)
+        _take_trials(settings, study, objective, on_trial, ctrl_c)
+
+
+def _take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
+                 on_trial: Callable[[], None] | None, ctrl_c: _CtrlC) -> None:
+    """The worker loop of `run_worker`."""
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     done: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
     consecutive_failures = 0
@@ -131,6 +139,7 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
             continue
         told_waiting = False
         try:
+            ctrl_c.check()
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
                            callbacks=[lambda _study, trial: done.append(trial)])
         except KeyboardInterrupt:
@@ -154,6 +163,36 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
             reason = done[-1].user_attrs.get("fail_reason", "unknown")
             raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
                              "`kws-search report` for all reasons")
+    ctrl_c.check()  # a Ctrl-C lost in the last trial still stops the command (exit 130)
+
+
+class _CtrlC:
+    """Ctrl-C that is never lost. SIGINT raises KeyboardInterrupt wherever Python happens to
+    be, and when that is a finalizer run by the garbage collector (a weakref callback),
+    Python prints "Exception ignored" and goes on. The handler also notes the interrupt, and
+    `check()` (after every epoch, and before every trial) raises it again."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
 
 def _fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
     """Ctrl-C can land while Optuna creates a trial, before the objective runs (which marks
