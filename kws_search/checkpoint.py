@@ -75,6 +75,8 @@ def is_exported(path: Path) -> bool:
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     """The checkpoint dict; CheckpointError names the file when it cannot be used."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the checkpoint file in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if is_exported(path):

@@ -60,6 +60,10 @@ class CRNNConfig:
                      "stride_time", "hidden", "layers", "n_mels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.n_classes < 2:
+            raise ConfigError(f"model.n_classes must be >= 2, got {self.n_classes}")
         if self.kernel_freq > self.n_mels:
             raise ConfigError(
                 f"model.kernel_freq={self.kernel_freq} exceeds n_mels={self.n_mels}")

@@ -57,7 +57,10 @@ def fetch_checkpoint(study: optuna.Study, trial: FrozenTrial, dest: Path) -> Pat
     if not artifact:
         raise SelectionError(f"trial {trial.number} has no checkpoint artifact")
     folder = study.user_attrs.get("artifact_dir")
-    if not folder or not Path(folder).is_dir():
+    if not folder:
+        raise SelectionError(f"study {study.study_name!r} records no artifact folder; re-run "
+                             "`kws-search run` for it to keep trial checkpoints")
+    if not Path(folder).is_dir():
         raise SelectionError(f"artifact folder {folder!r} of study {study.study_name!r} is "
                              "missing; run export where the study's artifacts are")
     dest.parent.mkdir(parents=True, exist_ok=True)

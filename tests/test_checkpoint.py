@@ -95,7 +95,7 @@ def test_missing_foreign_and_wrong_format_files_are_refused_naming_them(tmp_path
     missing = tmp_path / "missing.pt"
     with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {missing} does not exist")):
         read_checkpoint(missing)
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="is a folder; give the checkpoint file"):
         read_checkpoint(tmp_path)  # a folder is not a checkpoint file either
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     torch.save({"format": 99, "state_dict": {}}, tmp_path / "future.pt")

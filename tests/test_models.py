@@ -135,3 +135,9 @@ def test_a_bidirectional_model_falls_back_to_forward():
         forward_only = torch.stack([model.head(*model.run_steps(
             model.conv_features(c.unsqueeze(0)), model.initial_state())[:2]) for c in x])
     assert not torch.allclose(forward_only, model(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("field, value", [("dropout", 1.5), ("dropout", -0.1), ("n_classes", 1)])
+def test_dropout_and_classes_out_of_range_are_refused_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"model.{field}"):
+        CRNNConfig(**{field: value})

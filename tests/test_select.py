@@ -116,5 +116,5 @@ def test_fetch_checkpoint_of_a_study_that_never_stored_artifacts(tmp_path):
     study = optuna.create_study(study_name="bare", directions=list(DIRECTIONS))
     study.add_trial(create_trial(values=[0.1, 2.0, 2.0],
                                  user_attrs={"checkpoint_artifact": "some-id"}))
-    with pytest.raises(SelectionError, match="artifact folder None of study 'bare' is missing"):
+    with pytest.raises(SelectionError, match="study 'bare' records no artifact folder"):
         fetch_checkpoint(study, study.get_trials()[0], tmp_path / "x.pt")
