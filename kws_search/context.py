@@ -18,7 +18,12 @@ import torch
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.evaluate import eval_features, load_eval_set
 from kws_search.features import FeatureSet, prepare_features
-from kws_search.measure import bootstrap_interval, predict_deployed
+from kws_search.measure import (
+    bootstrap_interval,
+    frontend_bytes,
+    frontend_macs,
+    predict_deployed,
+)
 from kws_search.objective import CrossSet, SearchContext, cross_summary
 from kws_search.storage import artifact_dir_for
 from kws_search.study import RunSettings
@@ -34,6 +39,8 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
                                 settings.cache_dir, progress=progress)
     teacher, metrics = load_teacher(settings.teacher, features)
     metrics = _with_quality_interval(metrics, teacher, features)
+    metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
+                   frontend_bytes=frontend_bytes(features.config))
     outputs = _cached_teacher_outputs(teacher, features, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]

@@ -1,6 +1,11 @@
-"""What the search optimizes and reports: FA/FR area, MACs, latency.
+"""What the search optimizes and reports: FA/FR area, MACs (model and front end), latency.
 
 Stored size (bytes) depends on how layers are quantized, so it lives in `quantize.py`.
+
+The log-mel front end is counted apart from the model: per frame a window, a real FFT, the
+power, the mel matrix and the log. A model reads only the frames its conv covers (a conv
+whose time kernel is shorter than its stride skips frames, and the ONNX export never computes
+those), so the front end costs `frames_read` frames per clip, not every frame.
 """
 
 from __future__ import annotations
@@ -8,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from kws_search.features import FeatureConfig
+from kws_search.models import CRNNConfig
 from kws_search.quantize import batch_dependent
 
 THRESHOLD_FA_RATE = 0.005  # suggested detection threshold: at most 0.5% of negatives fire
@@ -135,6 +143,36 @@ def count_macs(model: nn.Module, n_mels: int, frames: int) -> int:
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         macs, _ = profile(probe, inputs=(torch.zeros(1, n_mels, frames),), verbose=False)
     return int(macs)
+
+
+def frontend_frame_macs(features: FeatureConfig) -> int:
+    """Multiply-adds of one log-mel frame: the window, a real FFT (n log2 n for n = n_fft),
+    the power of each bin, the dense mel matrix (bins x n_mels) and the log of each band."""
+    bins = features.n_fft // 2 + 1
+    fft = round(features.n_fft * math.log2(features.n_fft))
+    return features.win_length + fft + 2 * bins + bins * features.n_mels + features.n_mels
+
+
+def frames_read(config: CRNNConfig, frames: int) -> int:
+    """Feature frames the conv reads from `frames`: every step reads kernel_time frames, and
+    frames shared by overlapping steps count once; frames between the windows of a conv whose
+    kernel is shorter than its stride are never read."""
+    steps = config.steps(frames)
+    if steps == 0:
+        return 0
+    return steps * min(config.kernel_time, config.stride_time) + max(
+        config.kernel_time - config.stride_time, 0)
+
+
+def frontend_macs(config: CRNNConfig, features: FeatureConfig) -> int:
+    """Front-end multiply-adds per clip for a model: the frames it reads x one frame's cost."""
+    return frames_read(config, features.frames) * frontend_frame_macs(features)
+
+
+def frontend_bytes(features: FeatureConfig) -> int:
+    """Bytes the front end stores: its window and dense mel matrix, float32 (the FFT needs no
+    table; the ONNX export computes its DFT basis when the session loads)."""
+    return 4 * (features.win_length + (features.n_fft // 2 + 1) * features.n_mels)
 
 
 def latency_ms(model: nn.Module, example: torch.Tensor, repeats: int = 50,

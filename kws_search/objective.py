@@ -22,9 +22,9 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
-from kws_search.features import FeatureSet
+from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.fidelity import RUNG_PREFIX, RungJudge
-from kws_search.measure import count_macs, predict_deployed
+from kws_search.measure import count_macs, frontend_bytes, frontend_macs, predict_deployed
 from kws_search.models import CRNN
 from kws_search.quantize import (
     calibrate,
@@ -107,11 +107,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
         # speed-up and compression follow from the architecture alone: known before training,
         # so students stopped at a rung are compared (and reported) with them
         float_twin = CRNN(config.model)
-        cfg = features.config
-        size = {"macs": count_macs(float_twin, cfg.n_mels, cfg.frames),
-                "bytes": stored_bytes(quantized_structure(config.model, config.quant))}
-        size.update(speedup=teacher["macs"] / size["macs"],
-                    compression=teacher["bytes"] / size["bytes"])
+        size = architecture_size(float_twin, config.quant, features.config, teacher)
         for key, value in size.items():
             trial.set_user_attr(key, value)
         torch.manual_seed(config.train.seed + trial.number)
@@ -166,6 +162,27 @@ def make_objective(context: SearchContext, space: SearchSpace,
         return quality, speedup, compression
 
     return objective
+
+
+def architecture_size(float_model: CRNN, quant: str, features: FeatureConfig,
+                      teacher: dict[str, Any]) -> dict[str, float]:
+    """MACs and bytes of a student, its front end apart, and its ratios to the teacher's.
+
+    `speedup` (the objective) counts the whole pipeline, front end included, for both;
+    `model_speedup` the networks alone. `compression` is of the stored weights; the front
+    end's tables (`frontend_bytes`) are the same for both and shown apart.
+    """
+    config = float_model.config
+    size: dict[str, float] = {
+        "macs": count_macs(float_model, features.n_mels, features.frames),
+        "frontend_macs": frontend_macs(config, features),
+        "bytes": stored_bytes(quantized_structure(config, quant)),
+        "frontend_bytes": frontend_bytes(features)}
+    teacher_total = teacher["macs"] + teacher["frontend_macs"]
+    size.update(speedup=teacher_total / (size["macs"] + size["frontend_macs"]),
+                model_speedup=teacher["macs"] / size["macs"],
+                compression=teacher["bytes"] / size["bytes"])
+    return size
 
 
 def _set_constraint(trial: optuna.Trial, violation: float) -> None:

@@ -103,8 +103,12 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
              f"<p>teacher: validation quality {format_value(teacher.get('val_quality'))}"
              f"{html.escape(_teacher_ci(info))}, test "
              f"{format_value(teacher.get('test_quality'))}, "
-             f"{format_value(teacher.get('macs'))} MACs, "
-             f"{format_value(teacher.get('bytes'))} bytes; bar ({QUALITY_MARGIN:g}x validation) "
+             f"{format_value(teacher.get('macs'))} MACs + "
+             f"{format_value(teacher.get('frontend_macs'))} in its front end, "
+             f"{format_value(teacher.get('bytes'))} bytes (+ "
+             f"{format_value(teacher.get('frontend_bytes'))} of front-end tables); speed-up "
+             "counts the whole pipeline, front end included (model_speedup: the networks "
+             "alone); bar ({QUALITY_MARGIN:g}x validation) "
              f"{bar}</p>{f'<p>{html.escape(_cross_note(info))}</p>' if info.teacher_cross else ''}"
              "<p>tables: " + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
              + "</p><h2>Feasible Pareto front (test quality beside validation)</h2>",

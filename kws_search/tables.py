@@ -18,8 +18,9 @@ from optuna.trial import TrialState
 from kws_search.objective import CONSTRAINTS_KEY, OBJECTIVES, QUALITY_MARGIN, feasible
 
 MEASURES = ("val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
-            "float_val_quality", "best_epoch", "macs", "bytes", "state_dict_bytes", "params",
-            "latency_ms", "latency_speedup", "quant", "quantized_modules", "train_seconds",
+            "float_val_quality", "best_epoch", "macs", "frontend_macs", "model_speedup",
+            "bytes", "frontend_bytes", "state_dict_bytes", "params", "latency_ms",
+            "latency_speedup", "quant", "quantized_modules", "train_seconds",
             "checkpoint_artifact")
 # Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
 CROSS_MEASURES = ("cross_quality", "cross_quality_norm", "cross_detected", "cross_fa")
@@ -119,9 +120,10 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
     columns = ["number", "quant", "val_quality", CI_COLUMN, "test_quality", "test_val_ratio",
-               "test_within_bar", *cross, "speedup", "compression", "latency_ms",
-               "latency_speedup", "params", "macs", "bytes", *params]
-    return front[columns].reset_index(drop=True)
+               "test_within_bar", *cross, "speedup", "model_speedup", "compression",
+               "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
+               *params]
+    return front[[c for c in columns if c in front.columns]].reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

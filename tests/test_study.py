@@ -24,7 +24,9 @@ def test_study_records_objectives_constraint_attributes(tiny_study):
     for t in trials:
         quality, speedup, compression = t.values
         assert 0 <= quality <= 1
-        assert speedup == teacher["macs"] / t.user_attrs["macs"] > 1
+        whole = teacher["macs"] + teacher["frontend_macs"]
+        assert speedup == whole / (t.user_attrs["macs"] + t.user_attrs["frontend_macs"]) > 1
+        assert t.user_attrs["model_speedup"] == teacher["macs"] / t.user_attrs["macs"]
         assert compression == teacher["bytes"] / t.user_attrs["bytes"] > 1
         assert set(MEASURES) <= set(t.user_attrs)
         constraint = t.system_attrs["constraints"]
