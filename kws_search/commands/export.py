@@ -1,4 +1,5 @@
-"""`kws-search export`: a chosen student (or the teacher) as one streaming TorchScript file."""
+"""`kws-search export`: a chosen student (or the teacher) as one streaming file: TorchScript, or
+ONNX with external state (`--format onnx`, the `onnx` extra)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ HELP = """examples:
   kws-search export --rule best --min-speedup 10 --min-compression 10
   kws-search export --trial 42 --out checkpoints/kws42.pt
   kws-search export --baseline               # the teacher, exported the same way
+  kws-search export --format onnx            # ONNX Runtime, state as inputs and outputs
 """
+FORMATS = ("torchscript", "onnx")
+SUFFIX = {"torchscript": "pt", "onnx": "onnx"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,16 +47,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=probability, default=None,
                         help="detection threshold stored in the file (default: the one "
                              "suggested on validation)")
-    parser.add_argument("--out", type=Path, default=None, help="output .pt file")
+    parser.add_argument("--format", default=FORMATS[0], choices=FORMATS,
+                        help="torchscript (default: one file, torch.jit.load) or onnx (one "
+                             "block of audio per call, every state an input and an output; "
+                             "needs `pip install kws-search[onnx]`)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output file (default: under --checkpoints, .pt or .onnx)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    onnx = args.format == "onnx"
+    if onnx:
+        _check_onnx_installed()
     from kws_search.export import export_checkpoint
 
+    suffix = SUFFIX[args.format]
     if args.export_teacher:
         source = teacher_file(args)
-        out = args.out or args.checkpoints / f"{source.stem}-stream.pt"
+        out = args.out or args.checkpoints / f"{source.stem}-stream.{suffix}"
         label = f"teacher {source}"
     else:
         from kws_search.commands.common import storage_url
@@ -64,12 +77,39 @@ def run(args: argparse.Namespace) -> int:
                            args.min_compression)
         source = fetch_checkpoint(study, trial,
                                   args.checkpoints / f"{args.study}-trial{trial.number}.pt")
-        out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.pt"
+        out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.{suffix}"
         q, s, c = trial.values
         label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
                  f"{c:.1f}x, {trial.user_attrs.get('quant')}")
+    if onnx:
+        from kws_search.onnx_export import export_onnx
+
+        path, info = export_onnx(source, out, max_window_seconds=args.window,
+                                 threshold=args.threshold)
+        print(f"exported {label}")
+        print(f"  -> {path} (ONNX, weights {info['onnx_weights']}; blocks of "
+              f"{info['block_samples']} samples, {info['lead_samples']} leading zeros, "
+              f"{info['warmup_blocks']} warm-up blocks: see the README's ONNX example)")
+        if info["quant"] not in ("none", "float16"):
+            print(f"  note: ONNX Runtime has no int8 GRU, so this {info['quant']} model falls "
+                  "back to weight-only int8 (activations in float); its probabilities differ "
+                  "slightly from the scored int8 model's (the TorchScript file has those)")
+        return 0
     path = export_checkpoint(source, out, max_window_seconds=args.window,
                              threshold=args.threshold)
     print(f"exported {label}")
     print(f"  -> {path} (TorchScript; torch.jit.load(path), forward(chunk) -> probability)")
     return 0
+
+
+def _check_onnx_installed() -> None:
+    """Refuse before any work when the `onnx` extra is missing."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m)
+               is None]
+    if missing:
+        from kws_search.errors import ConfigError
+
+        raise ConfigError(f"--format onnx needs {', '.join(missing)}; install them with "
+                          "`pip install 'kws-search[onnx]'`")

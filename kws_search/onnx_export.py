@@ -1,0 +1,390 @@
+"""ONNX export with external state, and a numpy driver that streams any chunk sizes through it.
+
+kws_streaming's external-state mode: the file is one fixed-shape graph that takes one block of
+audio (`stride_time` hops: exactly one RNN step) and every piece of state as inputs, and gives
+the keyword probability and the next state as outputs. The caller keeps the state; nothing is
+hidden in the runtime. Inputs, in order:
+
+- audio [block_samples]: the next block of 16 kHz samples.
+- tail [n_fft - hop]: the samples before it, which the block's first frames overlap.
+- frames [n_mels, kernel_time - stride_time] (only when the kernel is longer than the stride):
+  log-mel frames of earlier blocks the conv still reads.
+- hidden [layers, 1, hidden]: the RNN state.
+- outputs [window, hidden], energies [window], valid [window]: the attention window, oldest
+  first; `valid` marks the slots that hold a step.
+
+Outputs: prob [] and the next value of each state, named `next_<state>`, in the same order.
+Every state starts as zeros. The block grid is set so that each block ends exactly where an RNN
+step's last frame ends: the caller prepends `lead_samples` zeros to the stream, and the first
+`warmup_blocks` blocks only fill the front end's state (`tail`, `frames`): they are not steps,
+so the caller keeps their other states at zero and ignores their prob. All three numbers are
+in the model's metadata, with the export info (`kws_search.json`).
+
+The front end is in the graph: the window and the DFT basis are computed from their definition
+when the session loads (ONNX Runtime folds them; the file stores only the mel matrix), and only
+the frames the conv reads are computed (a kernel shorter than its stride skips the rest).
+
+Quantization modes: `none` stores float32 weights and `float16` stores the RNN and linear
+weights in float16, computed in float32 as PyTorch's dynamic float16 does: both give the
+TorchScript file's numbers to float rounding. ONNX Runtime has no int8 GRU (and no form of
+PyTorch's per-call activation scales), so the int8 modes fall back to weight-only int8 for the
+GRU and linear layers: their weights are stored as int8 and dequantized in the graph, and
+their activations stay float. The static int8 conv (`static_int8`, `qat`) is held as it is
+deployed: int8 weights, and input and output rounded to uint8 with the calibrated scales
+(QuantizeLinear/DequantizeLinear). Their numbers are close to the scored int8 model's, not
+equal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kws_search.checkpoint import CheckpointError, read_checkpoint
+from kws_search.export import EXTRA_FILE, KEYWORD_CLASS, build_streaming
+from kws_search.features import FeatureConfig, LogMel
+from kws_search.models import CRNN, CRNNConfig
+from kws_search.quantize import calibrated_structure, convert
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+EXACT_MODES = ("none", "float16")  # the rest fall back to weight-only int8 (module docstring)
+# constant folding at export: only nodes with inputs up to FOLD_INPUTS elements (scalars and
+# shapes), and results up to FOLD_OUTPUTS; weights and the DFT basis stay as stored/computed
+FOLD_INPUTS, FOLD_OUTPUTS = 16, 256
+MASKED = -1e9  # attention energy of an empty window slot: weight exp(-1e9) = 0
+
+
+def stream_layout(config: CRNNConfig, features: FeatureConfig) -> dict[str, int]:
+    """Block size, leading zeros and warm-up blocks that align blocks with RNN steps.
+
+    Frame k covers samples [k * hop - n_fft // 2, k * hop + n_fft // 2) of the stream (the
+    centered STFT); step s reads frames [s * stride, s * stride + kernel). A block ends where
+    the last frame of a step ends; before the first real block the stream is zeros.
+    """
+    hop, n_fft, pad = features.hop_length, features.n_fft, features.n_fft // 2
+    block = config.stride_time * hop
+    first = (n_fft - hop) + (config.kernel_time - config.stride_time) * hop  # block 0 start
+    warmup = max(0, math.ceil((first - pad) / block))
+    return {"block_samples": block, "lead_samples": pad - (first - warmup * block),
+            "warmup_blocks": warmup}
+
+
+class BlockStep(nn.Module):
+    """One RNN step of the streaming model from one block of audio, all state explicit."""
+
+    def __init__(self, model: CRNN, features: FeatureConfig, window: int,
+                 conv_qparams: tuple[tuple[float, int], tuple[float, int]] | None = None,
+                 ) -> None:
+        super().__init__()
+        c = model.config
+        self.model = model.eval()
+        self.conv_qparams = conv_qparams  # static int8 conv: (scale, zero point) in and out
+        self.n_fft, self.hop = features.n_fft, features.hop_length
+        self.need = min(c.kernel_time, c.stride_time)  # frames of this block the conv reads
+        self.carry = c.kernel_time - self.need  # frames of earlier blocks it reads
+        self.stride = c.stride_time
+        self.window = window
+        mel = LogMel(features, center=False).mel
+        self.register_buffer("mel_matrix", mel.mel_scale.fb.clone())  # [bins, n_mels]
+
+    def basis(self) -> torch.Tensor:
+        """Periodic Hann window times the real DFT basis [n_fft, 2 * bins] (cos, -sin)."""
+        n = torch.arange(self.n_fft)
+        k = torch.arange(self.n_fft // 2 + 1)
+        turns = (n[:, None] * k[None, :]) % self.n_fft  # exact in integers
+        angle = turns.to(torch.float32) * (2 * math.pi / self.n_fft)
+        window = 0.5 - 0.5 * torch.cos(n.to(torch.float32) * (2 * math.pi / self.n_fft))
+        return window[:, None] * torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
+
+    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
+        """The frames the conv reads from tail + block samples -> log-mel [n_mels, need].
+
+        Framing and the windowed DFT are one strided convolution with the basis as kernels."""
+        first = (self.stride - self.need) * self.hop  # the frames before it are never read
+        kernels = self.basis().transpose(0, 1).unsqueeze(1)  # [2 * bins, 1, n_fft]
+        spectrum = torch.nn.functional.conv1d(samples[first:][None, None], kernels,
+                                              stride=self.hop)[0]  # [2 * bins, need]
+        bins = self.n_fft // 2 + 1
+        power = spectrum[:bins] ** 2 + spectrum[bins:] ** 2
+        return torch.log((self.mel_matrix.transpose(0, 1) @ power).clamp(min=1e-9, max=1e9))
+
+    def forward(self, audio: torch.Tensor, tail: torch.Tensor, *state: torch.Tensor,
+                ) -> tuple[torch.Tensor, ...]:
+        frames = state[0] if self.carry else None
+        hidden, outputs, energies, valid = state[1:] if self.carry else state
+        samples = torch.cat([tail, audio])
+        mel = self.log_mel(samples)
+        window = torch.cat([frames, mel], dim=1) if frames is not None else mel
+        column = self._conv(window[None, None])  # [1, channels, freq, 1]
+        out, hidden, energy = self._step(column.reshape(1, 1, -1), hidden)
+        outputs = torch.cat([outputs[1:], out])
+        energies = torch.cat([energies[1:], energy])
+        valid = torch.cat([valid[1:], torch.ones(1)])
+        weights = torch.softmax(energies + (1 - valid) * MASKED, dim=0)
+        logits = self.model.classifier(weights[None] @ outputs)[0]
+        prob = torch.softmax(logits, dim=0)[KEYWORD_CLASS]
+        next_state = [samples[samples.size(0) - tail.size(0):]]
+        if frames is not None:
+            next_state.append(window[:, window.size(1) - frames.size(1):])
+        return (prob, *next_state, hidden, outputs, energies, valid)
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv; a static int8 one rounds its input and output to uint8 as PyTorch's does."""
+        if self.conv_qparams is None:
+            return self.model.conv(x)
+        (in_scale, in_zero), (out_scale, out_zero) = self.conv_qparams
+        x = torch.fake_quantize_per_tensor_affine(x, in_scale, in_zero, 0, 255)
+        return torch.fake_quantize_per_tensor_affine(self.model.conv(x), out_scale, out_zero,
+                                                      0, 255)
+
+    def _step(self, x: torch.Tensor, hidden: torch.Tensor,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out, hidden = self.model.rnn(x, hidden)
+        out = out[0]  # [1, hidden]
+        return out, hidden, self.model.attention.energy(out)[:, 0]
+
+    def state_shapes(self) -> dict[str, list[int]]:
+        """Name -> shape of every state input, in graph order (all start as zeros)."""
+        c = self.model.config
+        shapes = {"tail": [self.n_fft - self.hop]}
+        if self.carry:
+            shapes["frames"] = [c.n_mels, self.carry]
+        shapes.update(hidden=list(self.model.state_shape), outputs=[self.window, c.hidden],
+                      energies=[self.window], valid=[self.window])
+        return shapes
+
+
+def onnx_weights(calibrated: CRNN, quant: str,
+                 ) -> tuple[CRNN, dict[str, Any], tuple[tuple[float, int], ...] | None]:
+    """A float CRNN holding the weights the ONNX graph computes with, how to store them, and
+    the static int8 conv's activation (scale, zero point) in and out (None if it has none).
+
+    `none`: as trained. `float16`: RNN and linear weights rounded to float16 (PyTorch's dynamic
+    float16 computes in float32 with them). int8 modes: the deployed int8 weights dequantized;
+    the plan maps each such parameter to its int8 values, scales and axis.
+    """
+    model = CRNN(calibrated.config)
+    model.load_state_dict({k: v for k, v in calibrated.state_dict().items()
+                           if k in model.state_dict()})
+    model.eval()
+    plan: dict[str, Any] = {}
+    if quant == "none":
+        return model, plan, None
+    deployed = convert(calibrated, quant)
+    qparams = None
+    if quant in ("static_int8", "qat"):
+        qparams = ((float(deployed.quant.scale), int(deployed.quant.zero_point)),
+                   (float(deployed.conv.scale), int(deployed.conv.zero_point)))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if not name.endswith("weight") and "weight_" not in name:
+                continue
+            source = _deployed_weight(deployed, name)
+            if source is None:
+                continue
+            if quant == "float16":
+                param.copy_(source.float())
+                plan[name] = {"dtype": "float16"}
+            else:
+                param.copy_(source.dequantize())
+                plan[name] = _int8_plan(source)
+    return model, plan, qparams
+
+
+def _deployed_weight(deployed: nn.Module, name: str) -> torch.Tensor | None:
+    """The deployed (quantized) form of float parameter `name`, or None if it stayed float."""
+    module_name, _, attr = name.rpartition(".")
+    module = deployed.get_submodule(module_name)
+    if hasattr(module, "get_weight"):  # a dynamic quantized GRU
+        return module.get_weight().get(attr)
+    weight = getattr(module, "weight", None)
+    if callable(weight):  # a dynamic quantized linear or a static quantized conv
+        return weight()
+    return None
+
+
+def _int8_plan(weight: torch.Tensor) -> dict[str, Any]:
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        scale = weight.q_per_channel_scales().float()
+        zero = weight.q_per_channel_zero_points().to(torch.int8)
+        axis = int(weight.q_per_channel_axis())
+    else:
+        scale = torch.tensor(weight.q_scale(), dtype=torch.float32)
+        zero = torch.tensor(weight.q_zero_point(), dtype=torch.int8)
+        axis = 0
+    return {"dtype": "int8", "values": weight.int_repr(), "scale": scale, "zero": zero,
+            "axis": axis}
+
+
+def _store_weights(model_proto: Any, plan: dict[str, Any], prefix: str) -> None:
+    """Replace float initializers by float16 (+ Cast) or int8 (+ DequantizeLinear)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model_proto.graph
+    by_name = {init.name: init for init in graph.initializer}
+    nodes = []
+    for name, spec in plan.items():
+        full = f"{prefix}{name}"
+        init = by_name.get(full)
+        if init is None:
+            raise CheckpointError(f"ONNX export: weight {full} not found in the graph")
+        graph.initializer.remove(init)
+        if spec["dtype"] == "float16":
+            values = numpy_helper.to_array(init).astype(np.float16)
+            graph.initializer.append(numpy_helper.from_array(values, f"{full}__f16"))
+            nodes.append(helper.make_node("Cast", [f"{full}__f16"], [full],
+                                          to=TensorProto.FLOAT))
+            continue
+        graph.initializer.extend([
+            numpy_helper.from_array(spec["values"].numpy().astype(np.int8), f"{full}__q"),
+            numpy_helper.from_array(spec["scale"].numpy().astype(np.float32), f"{full}__scale"),
+            numpy_helper.from_array(spec["zero"].numpy().astype(np.int8), f"{full}__zero")])
+        nodes.append(helper.make_node("DequantizeLinear",
+                                      [f"{full}__q", f"{full}__scale", f"{full}__zero"], [full],
+                                      axis=spec["axis"]))
+    for node in reversed(nodes):
+        graph.node.insert(0, node)
+
+
+def export_onnx(checkpoint: Path, out: Path, max_window_seconds: float = 1.0,
+                threshold: float | None = None) -> tuple[Path, dict[str, Any]]:
+    """Write the streaming model of a checkpoint as ONNX with external state; return the path
+    and its info (also in the file's metadata)."""
+    import onnx
+
+    out = Path(out)
+    if out.is_dir():
+        raise CheckpointError(f"--out {out} is a folder; give a file name, e.g. "
+                              f"{out / 'model.onnx'}")
+    state = read_checkpoint(checkpoint)
+    quant = state.get("quant", "none")
+    calibrated = calibrated_structure(CRNNConfig.from_dict(state["model"]), quant)
+    calibrated.load_state_dict(state["state_dict"])
+    # refuses what cannot stream, and sets the window and threshold as the TorchScript does
+    stream = build_streaming(convert(calibrated, quant), state, max_window_seconds, threshold)
+    model, plan, conv_qparams = onnx_weights(calibrated, quant)
+    features = FeatureConfig(**state["features"])
+    block = BlockStep(model, features, stream.max_window_length, conv_qparams)
+    shapes = block.state_shapes()
+    layout = stream_layout(model.config, features)
+    example = (torch.zeros(layout["block_samples"]),
+               *(torch.zeros(shape) for shape in shapes.values()))
+    proto = _quiet_export(block, example, plan, ["audio", *shapes],
+                          ["prob", *(f"next_{name}" for name in shapes)])
+    info = {
+        "kind": state.get("kind"), "keyword": state["keyword"], "quant": quant,
+        "onnx_weights": "float32" if quant == "none" else (
+            "float16" if quant == "float16" else "int8, weight-only (fallback)"),
+        "model": state["model"], "features": state["features"],
+        "metrics": state.get("metrics", {}), "threshold": stream.threshold,
+        "max_window_seconds": stream.window_seconds, **layout,
+        "dataset_fingerprint": state.get("dataset_fingerprint"), "checkpoint": str(checkpoint),
+    }
+    meta = {**{k: str(v) for k, v in layout.items()}, "sample_rate": str(features.sample_rate),
+            "threshold": repr(stream.threshold), "keyword": state["keyword"],
+            EXTRA_FILE: json.dumps(info, default=str)}
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    part = out.with_name(f"{out.name}.part")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(proto.SerializeToString())
+        part.replace(out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {out}: {exc.strerror}; pass --out a writable "
+                              "file") from None
+    logger.info("exported ONNX %s model (%s) to %s", state["keyword"], quant, out)
+    return out, info
+
+
+def _quiet_export(module: nn.Module, example: tuple[torch.Tensor, ...], plan: dict[str, Any],
+                  inputs: list[str], outputs: list[str]) -> Any:
+    """torch.onnx.export without its progress lines or per-node provenance. Small constants
+    are folded; large ones (the DFT basis, the frame index) stay computations that ONNX
+    Runtime folds when the session loads, so the file does not store them."""
+    import contextlib
+    import warnings
+
+    import onnxscript.optimizer
+
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it warns that torchvision's ops are not registered
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, example, dynamo=True, optimize=False,
+                                    opset_version=OPSET, input_names=inputs,
+                                    output_names=outputs, verbose=False)
+        exporter_log.setLevel(level)
+        proto = program.model_proto
+        _store_weights(proto, plan, "model.")
+        proto = onnxscript.optimizer.optimize(proto, input_size_limit=FOLD_INPUTS,
+                                              output_size_limit=FOLD_OUTPUTS)
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+    return proto
+
+
+class OnnxStream:
+    """Stream audio of any chunk sizes through an exported ONNX file (numpy + onnxruntime).
+
+    `stream(chunk)` returns the keyword probability after each RNN step the chunk completes;
+    `reset()` forgets the stream. The same loop as the README's example.
+    """
+
+    def __init__(self, path: Path | str, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.block = int(meta["block_samples"])
+        self.lead = int(meta["lead_samples"])
+        self.warmup = int(meta["warmup_blocks"])
+        self.info = json.loads(meta.get(EXTRA_FILE, "{}"))
+        self.inputs = self.session.get_inputs()
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = [np.zeros(i.shape, np.float32) for i in self.inputs[1:]]
+        self.pending = np.zeros(self.lead, np.float32)
+        self.blocks = 0
+
+    def step(self, block: np.ndarray) -> float:
+        """One block of exactly `block` samples through the graph -> probability after it
+        (during the warm-up blocks only the front end's state moves on)."""
+        feed = {"audio": block, **{i.name: s for i, s in zip(self.inputs[1:], self.state,
+                                                              strict=True)}}
+        prob, *state = self.session.run(None, feed)
+        self.blocks += 1
+        if self.blocks <= self.warmup:
+            front = len(state) - 4  # tail (and frames); hidden and the window stay empty
+            state[front:] = self.state[front:]
+        self.state = state
+        return float(prob)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        self.pending = np.concatenate([self.pending, np.asarray(chunk, np.float32)])
+        probs = []
+        while self.pending.size >= self.block:
+            prob = self.step(self.pending[:self.block])
+            self.pending = self.pending[self.block:]
+            if self.blocks > self.warmup:
+                probs.append(prob)
+        return np.asarray(probs, np.float32)
