@@ -18,6 +18,7 @@ import torch
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.evaluate import eval_features, load_eval_set
 from kws_search.features import FeatureSet, prepare_features
+from kws_search.latency import hop_latency_us
 from kws_search.measure import (
     bootstrap_interval,
     frontend_bytes,
@@ -41,6 +42,9 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     metrics = _with_quality_interval(metrics, teacher, features)
     metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
                    frontend_bytes=frontend_bytes(features.config))
+    if settings.speed == "latency":
+        metrics["hop_us"] = hop_latency_us(teacher, "none", features.config, settings.runtime)
+        logger.info("teacher: %.1f us per hop in %s", metrics["hop_us"], settings.runtime)
     outputs = _cached_teacher_outputs(teacher, features, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]
@@ -50,7 +54,7 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     if settings.cross_data is not None:
         cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
     return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
-                         cross)
+                         cross, speed=settings.speed, runtime=settings.runtime)
 
 def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
                            features: FeatureSet) -> dict[str, Any]:

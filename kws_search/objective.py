@@ -24,8 +24,9 @@ from kws_search.distill import TeacherOutputs
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.fidelity import RUNG_PREFIX, RungJudge
+from kws_search.latency import hop_latency_us
 from kws_search.measure import count_macs, frontend_bytes, frontend_macs, predict_deployed
-from kws_search.models import CRNN
+from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import (
     calibrate,
     convert,
@@ -78,6 +79,8 @@ class SearchContext:
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
     artifact_dir: Path | None = None  # trial checkpoints go here (an Optuna artifact store)
     cross: CrossSet | None = None  # recorded only (`run --cross-data`)
+    speed: str = "macs"  # speed-up from counted MACs, or "latency": measured per-hop time
+    runtime: str = "onnxruntime"  # where "latency" measures (teacher_metrics["hop_us"] too)
 
     @property
     def quality_bar(self) -> float:
@@ -108,6 +111,11 @@ def make_objective(context: SearchContext, space: SearchSpace,
         # so students stopped at a rung are compared (and reported) with them
         float_twin = CRNN(config.model)
         size = architecture_size(float_twin, config.quant, features.config, teacher)
+        if context.speed == "latency":  # measured on the untrained model: weights do not count
+            probe = _calibrated_probe(config.model, config.quant, context.calibration)
+            size["hop_us"] = hop_latency_us(probe, config.quant, features.config,
+                                            context.runtime)
+            size["speedup"] = teacher["hop_us"] / size["hop_us"]
         for key, value in size.items():
             trial.set_user_attr(key, value)
         torch.manual_seed(config.train.seed + trial.number)
@@ -183,6 +191,16 @@ def architecture_size(float_model: CRNN, quant: str, features: FeatureConfig,
                 model_speedup=teacher["macs"] / size["macs"],
                 compression=teacher["bytes"] / size["bytes"])
     return size
+
+
+def _calibrated_probe(config: CRNNConfig, quant: str, calibration: torch.Tensor) -> CRNN:
+    """An untrained student calibrated for its mode: what the latency of an architecture is
+    measured on before training."""
+    model = prepare_for_training(CRNN(config), quant)
+    if quant == "qat":
+        with torch.no_grad():
+            model(calibration[:16])  # its fake-quant observers need to have seen data
+    return calibrate(model.eval(), quant, calibration)
 
 
 def _set_constraint(trial: optuna.Trial, violation: float) -> None:

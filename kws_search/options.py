@@ -11,8 +11,25 @@ from pathlib import Path
 
 SAMPLERS = ("gp", "tpe", "nsga2", "random")  # the first is the default
 RULES = ("balanced", "fastest", "smallest", "best")  # how `export` picks a trial of the front
+SPEEDS = ("macs", "latency")  # the speed-up objective: counted MACs, or measured per-hop time
+RUNTIMES = ("onnxruntime", "torchscript")  # where `--speed latency` measures
+ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")  # the `onnx` extra
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
+
+
+def speed_objective(speed: str, runtime: str) -> str:
+    """What a study's speed-up measures, as stored in its identity."""
+    if speed == "macs":
+        return "macs, front end included"
+    return f"per-hop latency in {runtime}, front end included"
+
+
+def missing_onnx() -> list[str]:
+    """Modules of the `onnx` extra that are not installed."""
+    import importlib.util
+
+    return [m for m in ONNX_MODULES if importlib.util.find_spec(m) is None]
 
 
 def default_storage(study: str, studies_dir: Path | str = "studies") -> str:

@@ -25,7 +25,7 @@ from kws_search.checkpoint import read_checkpoint
 from kws_search.features import FeatureConfig
 from kws_search.fidelity import finished
 from kws_search.objective import DIRECTIONS, OBJECTIVES, SearchContext
-from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL, speed_objective
 from kws_search.samplers import make_sampler
 from kws_search.search_space import SearchSpace
 from kws_search.storage import StudyError, masked_url, open_storage
@@ -66,6 +66,8 @@ class RunSettings:
     threads: int = 1  # torch threads per worker: small students train fastest on one
     cross_data: Path | None = None  # clips of another synthesizer, scored for the record only
     allow_changes: bool = False  # resume a study with other data, teacher, features or space
+    speed: str = "macs"  # the speed-up objective: "macs" (counted) or "latency" (measured)
+    runtime: str = "onnxruntime"  # where "latency" is measured
 
 def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
     """Create or load the study (same name, same storage = resume)."""
@@ -85,7 +87,10 @@ def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
 
 # What makes a study's trials comparable: fixed when it is created (names for messages)
 IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyword": "keyword",
-            "features": "feature config", "space_params": "search space"}
+            "features": "feature config", "space_params": "search space",
+            "speed": "speed objective"}
+# studies made before the front end was counted hold speed-ups of the networks alone
+LEGACY_SPEED = "macs, networks only"
 
 def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
     """The study's identity from the settings, read cheaply (the teacher file names the data
@@ -94,13 +99,16 @@ def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
     digest = hashlib.sha256(Path(settings.teacher).read_bytes()).hexdigest()
     identity = {"dataset_fingerprint": state.get("dataset_fingerprint"),
                 "teacher_sha256": digest, "keyword": settings.keyword,
-                "features": settings.features.to_dict(), "space_params": space.identity()}
+                "features": settings.features.to_dict(), "space_params": space.identity(),
+                "speed": speed_objective(settings.speed, settings.runtime)}
     return json.loads(json.dumps(identity))  # as stored: tuples become lists
 
 def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes: bool) -> None:
     """Refuse to resume a study with trials measured against other data, teacher, features,
     keyword or space; with `allow_changes`, go on and record what changed. Then store it."""
-    stored = study.user_attrs
+    stored = dict(study.user_attrs)
+    if "space_params" in stored and "speed" not in stored:
+        stored["speed"] = LEGACY_SPEED
     changed = [k for k in IDENTITY if k in stored and stored[k] != identity[k]]
     trials = study.get_trials(deepcopy=False)
     if changed and trials and not allow_changes:

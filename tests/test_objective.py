@@ -44,9 +44,9 @@ def outputs(tiny_features):
                            tiny_features.train)
 
 
-def context_for(features, outputs, val_quality: float) -> SearchContext:
+def context_for(features, outputs, val_quality: float, **speed) -> SearchContext:
     return SearchContext(features, outputs, {**TEACHER, "val_quality": val_quality},
-                         calibration=features.train[0, :16].float())
+                         calibration=features.train[0, :16].float(), **speed)
 
 
 def run_one(context: SearchContext, **optimize) -> optuna.trial.FrozenTrial:
@@ -119,3 +119,15 @@ def test_a_non_finite_validation_quality_fails_the_trial(tiny_features, outputs,
                         lambda *args: {"val_quality": math.nan, "threshold": 0.5})
     with pytest.raises(NonFiniteLoss, match="validation quality is nan; the student diverged"):
         run_one(context_for(tiny_features, outputs, 1.0))
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
+def test_latency_speed_is_measured_per_hop_in_the_runtime(tiny_features, outputs, runtime):
+    context = context_for(tiny_features, outputs, 1.0, speed="latency", runtime=runtime)
+    context.teacher_metrics["hop_us"] = 50.0
+    trial = run_one(context)
+    attrs = trial.user_attrs
+    assert trial.state == TrialState.COMPLETE and attrs["hop_us"] > 0
+    assert trial.values[1] == attrs["speedup"] == 50.0 / attrs["hop_us"]
+    # the MAC ratios stay on record beside it
+    assert attrs["model_speedup"] == TEACHER["macs"] / attrs["macs"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
+import pytest
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
@@ -65,3 +68,24 @@ def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tiny_sett
     # The tiny space cannot hold the seeds' students (ranges differ), so nothing is queued.
     study = run_search(settings, progress=False)
     assert all("fixed_params" not in t.system_attrs for t in study.get_trials())
+
+
+def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data, tiny_teacher,
+                                                                      tiny_settings, tmp_path):
+    """Its speed-ups are of the networks alone; new trials would count the front end too."""
+    from kws_search.search_space import load_space
+    from kws_search.storage import StudyError
+    from kws_search.study import check_identity, study_identity
+
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path)
+    identity = study_identity(settings, load_space("tiny"))
+    assert identity["speed"] == "macs, front end included"
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    for key, value in identity.items():
+        if key != "speed":  # as such a study stored it
+            study.set_user_attr(key, value)
+    study.add_trial(optuna.trial.create_trial(values=[0.1, 2.0, 2.0]))
+    with pytest.raises(StudyError, match="different speed objective"):
+        check_identity(study, identity, allow_changes=False)
+    latency = study_identity(replace(settings, speed="latency"), load_space("tiny"))
+    assert latency["speed"] == "per-hop latency in onnxruntime, front end included"

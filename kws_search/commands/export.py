@@ -12,7 +12,7 @@ from kws_search.commands.common import (
     probability,
     teacher_file,
 )
-from kws_search.options import RULES
+from kws_search.options import RULES, missing_onnx
 
 HELP = """examples:
   kws-search export                          # balanced: best min(speed-up, compression)
@@ -104,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_onnx_installed() -> None:
     """Refuse before any work when the `onnx` extra is missing."""
-    import importlib.util
-
-    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m)
-               is None]
+    missing = missing_onnx()
     if missing:
         from kws_search.errors import ConfigError
 

@@ -19,7 +19,7 @@ from kws_search.commands.common import (
     storage_url,
     teacher_file,
 )
-from kws_search.options import HEARTBEAT_INTERVAL, SAMPLERS
+from kws_search.options import HEARTBEAT_INTERVAL, RUNTIMES, SAMPLERS, SPEEDS, missing_onnx
 
 HELP = """examples:
   kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="Gaussian process (default), TPE, NSGA-II or random search (see "
                              "README, \"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--speed", default=SPEEDS[0], choices=SPEEDS,
+                        help="the speed-up objective: macs (default: teacher / student "
+                             "multiply-adds, front end included) or latency (measured per-hop "
+                             "time of the exported model in --runtime, front end included)")
+    parser.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
+                        help="where --speed latency measures (default: %(default)s; needs the "
+                             "onnx extra)")
     cores = os.cpu_count() or 1
     parser.add_argument("--jobs", type=positive_int, default=None,
                         help=f"parallel worker processes on this machine (default: one per "
@@ -135,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
     from kws_search.workers import run_search
 
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
+    if args.speed == "latency" and args.runtime == "onnxruntime" and missing_onnx():
+        from kws_search.errors import ConfigError
+
+        raise ConfigError(f"--speed latency measures in onnxruntime, which needs "
+                          f"{', '.join(missing_onnx())}: `pip install 'kws-search[onnx]'`, "
+                          "or pass --runtime torchscript")
     make_sampler(args.sampler, args.seed)
     open_storage(storage_url(args), heartbeat=False)
     if args.cross_data is None and not args.no_cross_data and DEFAULT_FESTIVAL.is_dir():
@@ -158,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
                            artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
                            threads=args.threads, cross_data=args.cross_data,
-                           allow_changes=args.allow_changes, features=features)
+                           allow_changes=args.allow_changes, features=features,
+                           speed=args.speed, runtime=args.runtime)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

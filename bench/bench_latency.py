@@ -1,0 +1,137 @@
+"""Per-hop and whole-clip latency of the exported teacher and the front students, TorchScript
+against ONNX Runtime, front end included.
+
+Usage: python bench/bench_latency.py [--study kws] [--storage sqlite:///studies/kws.db]
+           [--teacher checkpoints/teacher-synth.pt] [--repeats 15] [--students 6]
+
+Every model is exported both ways from its checkpoint. A student whose checkpoint cannot be
+loaded (an older kws-search's quantized file) is rebuilt from its trial's architecture and
+mode with random weights: latency does not depend on the weights. One thread, batch 1; all
+models and runtimes run interleaved, repeat after repeat, and the table shows medians.
+"Per hop" streams 1 s in 10 ms hops from a fresh state (total / 100 hops); "clip" is the
+same second in one call. Speed-ups compare a student with the teacher in the same runtime;
+the last column compares the student in ONNX Runtime with the teacher in TorchScript (the
+export this project had before). Last line: `best per-hop speed-up: <x>x (<runtime>, trial
+<n>)`, the best same-runtime ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+
+from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from kws_search.features import FeatureConfig
+from kws_search.latency import RUNTIMES, export_for, runners, test_audio, timed
+from kws_search.measure import count_macs, frontend_macs
+from kws_search.models import CRNN, CRNNConfig
+from kws_search.quantize import calibrate, prepare_for_training
+from kws_search.select import fetch_checkpoint
+from kws_search.storage import load_study
+
+warnings.filterwarnings("ignore")
+ARCHITECTURE = ("cnn_channels", "kernel_freq", "kernel_time", "stride_freq", "stride_time",
+                "rnn", "hidden", "layers")
+
+
+def student_checkpoint(study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                       features: FeatureConfig, folder: Path) -> tuple[Path, str]:
+    """The trial's checkpoint, or its architecture rebuilt with random weights."""
+    try:
+        path = fetch_checkpoint(study, trial, folder / f"trial{trial.number}.pt")
+        read_checkpoint(path)
+        return path, "trained"
+    except CheckpointError:
+        pass
+    config = CRNNConfig(n_mels=features.n_mels,
+                        **{k: trial.params[k] for k in ARCHITECTURE if k in trial.params})
+    mode = trial.user_attrs.get("quant", trial.params.get("mode", "none"))
+    torch.manual_seed(trial.number)
+    model = prepare_for_training(CRNN(config), mode).eval()
+    calibration = torch.randn(16, config.n_mels, features.frames) * 3 - 5
+    path = save_checkpoint(folder / f"trial{trial.number}-rebuilt.pt",
+                           calibrate(model, mode, calibration), kind="student",
+                           model_config=config, feature_config=features, keyword="keyword",
+                           dataset_fingerprint="-", quant=mode)
+    return path, "rebuilt"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", default="kws")
+    parser.add_argument("--storage", default="sqlite:///studies/kws.db")
+    parser.add_argument("--teacher", type=Path, default=Path("checkpoints/teacher-synth.pt"))
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--students", type=int, default=6,
+                        help="front students to time, fastest (by MACs) first")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    teacher_state = read_checkpoint(args.teacher)
+    features = FeatureConfig(**teacher_state["features"])
+    study = load_study(args.study, args.storage)
+    front = sorted(study.best_trials, key=lambda t: -t.values[1])[:args.students]
+    if not front:
+        raise SystemExit(f"study {args.study} has no feasible front yet")
+    audio = test_audio(features)
+    hops = audio.size // features.hop_length
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        models = {"teacher": (args.teacher, "trained")}
+        for trial in front:
+            models[f"trial {trial.number}"] = student_checkpoint(study, trial, features, folder)
+        runs, info = {}, {}
+        for name, (checkpoint, origin) in models.items():
+            state = read_checkpoint(checkpoint)
+            config = CRNNConfig.from_dict(state["model"])
+            macs = count_macs(CRNN(config), features.n_mels, features.frames)
+            info[name] = {"quant": state.get("quant", "none"), "origin": origin,
+                          "macs": macs + frontend_macs(config, features), "model_macs": macs}
+            for runtime in RUNTIMES:
+                calls = runners(export_for(checkpoint, runtime, folder), runtime, audio,
+                                features.hop_length)
+                for kind, call in calls.items():
+                    call()
+                    call()  # warm up
+                    runs[name, runtime, kind] = call
+        times: dict[tuple[str, str, str], list[float]] = {key: [] for key in runs}
+        for _ in range(args.repeats):  # interleaved: every model and runtime each repeat
+            for key, call in runs.items():
+                times[key].append(timed(call))
+    median = {key: float(np.median(values)) for key, values in times.items()}
+
+    def hop_us(name: str, runtime: str) -> float:
+        return median[name, runtime, "hop"] / hops * 1e6
+
+    print(f"{len(front)} front students of study {args.study}; {args.repeats} interleaved "
+          f"repeats, 1 thread, medians; per hop = 1 s streamed in {hops} hops / {hops}")
+    header = (f"{'model':<10} {'quant':<11} {'weights':<8} {'MACs+front':>10} "
+              f"{'TS us/hop':>9} {'ORT us/hop':>10} {'TS ms/clip':>10} {'ORT ms/clip':>11} "
+              f"{'x TS':>6} {'x ORT':>6} {'ORT vs TS teacher':>17}")
+    print(header)
+    best = (0.0, "", "")
+    for name, row in info.items():
+        ts, ort = hop_us(name, "torchscript"), hop_us(name, "onnxruntime")
+        x_ts = hop_us("teacher", "torchscript") / ts
+        x_ort = hop_us("teacher", "onnxruntime") / ort
+        cross = hop_us("teacher", "torchscript") / ort
+        print(f"{name:<10} {row['quant']:<11} {row['origin']:<8} {row['macs']:>10,} "
+              f"{ts:>9.1f} {ort:>10.1f} {median[name, 'torchscript', 'clip'] * 1e3:>10.3f} "
+              f"{median[name, 'onnxruntime', 'clip'] * 1e3:>11.3f} {x_ts:>5.2f}x {x_ort:>5.2f}x"
+              f" {cross:>16.2f}x")
+        if name != "teacher":
+            for ratio, runtime in ((x_ts, "torchscript"), (x_ort, "onnxruntime")):
+                if ratio > best[0]:
+                    best = (ratio, runtime, name.split()[-1])
+    print(f"best per-hop speed-up: {best[0]:.2f}x ({best[1]}, trial {best[2]})")
+
+
+if __name__ == "__main__":
+    main()
