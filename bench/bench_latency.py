@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--students", type=int, default=6,
                         help="front students to time, fastest (by MACs) first")
+    parser.add_argument("--trials", type=int, nargs="*", default=[],
+                        help="more trials to time beside the front (any complete trial)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -78,6 +80,7 @@ def main() -> None:
     features = FeatureConfig(**teacher_state["features"])
     study = load_study(args.study, args.storage)
     front = sorted(study.best_trials, key=lambda t: -t.values[1])[:args.students]
+    front += [study.trials[n] for n in args.trials if n not in {t.number for t in front}]
     if not front:
         raise SystemExit(f"study {args.study} has no feasible front yet")
     audio = test_audio(features)
@@ -110,8 +113,9 @@ def main() -> None:
     def hop_us(name: str, runtime: str) -> float:
         return median[name, runtime, "hop"] / hops * 1e6
 
-    print(f"{len(front)} front students of study {args.study}; {args.repeats} interleaved "
-          f"repeats, 1 thread, medians; per hop = 1 s streamed in {hops} hops / {hops}")
+    print(f"{len(front)} students (the front, then --trials) of study {args.study}; "
+          f"{args.repeats} interleaved repeats, 1 thread, medians; per hop = 1 s streamed in "
+          f"{hops} hops / {hops}")
     header = (f"{'model':<10} {'quant':<11} {'weights':<8} {'MACs+front':>10} "
               f"{'TS us/hop':>9} {'ORT us/hop':>10} {'TS ms/clip':>10} {'ORT ms/clip':>11} "
               f"{'x TS':>6} {'x ORT':>6} {'ORT vs TS teacher':>17}")

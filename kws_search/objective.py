@@ -79,7 +79,7 @@ class SearchContext:
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
     artifact_dir: Path | None = None  # trial checkpoints go here (an Optuna artifact store)
     cross: CrossSet | None = None  # recorded only (`run --cross-data`)
-    speed: str = "macs"  # speed-up from counted MACs, or "latency": measured per-hop time
+    speed: str = "macs"  # whole-pipeline MACs, "model-macs" (networks only) or "latency"
     runtime: str = "onnxruntime"  # where "latency" measures (teacher_metrics["hop_us"] too)
 
     @property
@@ -111,6 +111,8 @@ def make_objective(context: SearchContext, space: SearchSpace,
         # so students stopped at a rung are compared (and reported) with them
         float_twin = CRNN(config.model)
         size = architecture_size(float_twin, config.quant, features.config, teacher)
+        if context.speed == "model-macs":  # the seeds' measure: the networks alone
+            size["speedup"] = size["model_speedup"]
         if context.speed == "latency":  # measured on the untrained model: weights do not count
             probe = _calibrated_probe(config.model, config.quant, context.calibration)
             size["hop_us"] = hop_latency_us(probe, config.quant, features.config,

@@ -25,7 +25,7 @@ from kws_search.checkpoint import read_checkpoint
 from kws_search.features import FeatureConfig
 from kws_search.fidelity import finished
 from kws_search.objective import DIRECTIONS, OBJECTIVES, SearchContext
-from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL, speed_objective
+from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL, SPEEDS, speed_objective
 from kws_search.samplers import make_sampler
 from kws_search.search_space import SearchSpace
 from kws_search.storage import StudyError, masked_url, open_storage
@@ -90,7 +90,7 @@ IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyw
             "features": "feature config", "space_params": "search space",
             "speed": "speed objective"}
 # studies made before the front end was counted hold speed-ups of the networks alone
-LEGACY_SPEED = "macs, networks only"
+LEGACY_SPEED = speed_objective("model-macs", "")
 
 def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
     """The study's identity from the settings, read cheaply (the teacher file names the data
@@ -113,8 +113,13 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
     trials = study.get_trials(deepcopy=False)
     if changed and trials and not allow_changes:
         what = ", ".join(IDENTITY[k] for k in changed)
+        speeds = {speed_objective(s, r): f"--speed {s}" + (f" --runtime {r}" if s == "latency"
+                                                           else "")
+                  for s in SPEEDS for r in ("onnxruntime", "torchscript")}
         hint = {"dataset_fingerprint": f" (it holds trials on {stored.get('data', '?')})",
-                "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})"}
+                "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})",
+                "speed": f" (its speed-up: {stored.get('speed')}; resume it with "
+                         f"{speeds.get(stored.get('speed'), 'its own --speed')})"}
         raise StudyError(
             f"study {study.study_name!r} has {len(trials)} trials measured with a different {what}"
             f"{''.join(hint.get(k, '') for k in changed[:1])}; use a new --study name, or "

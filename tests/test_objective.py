@@ -131,3 +131,8 @@ def test_latency_speed_is_measured_per_hop_in_the_runtime(tiny_features, outputs
     assert trial.values[1] == attrs["speedup"] == 50.0 / attrs["hop_us"]
     # the MAC ratios stay on record beside it
     assert attrs["model_speedup"] == TEACHER["macs"] / attrs["macs"]
+
+
+def test_model_macs_speed_is_the_networks_alone(tiny_features, outputs):
+    trial = run_one(context_for(tiny_features, outputs, 1.0, speed="model-macs"))
+    assert trial.values[1] == TEACHER["macs"] / trial.user_attrs["macs"]

@@ -48,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--speed", default=SPEEDS[0], choices=SPEEDS,
                         help="the speed-up objective: macs (default: teacher / student "
-                             "multiply-adds, front end included) or latency (measured per-hop "
-                             "time of the exported model in --runtime, front end included)")
+                             "multiply-adds, front end included), model-macs (the networks "
+                             "alone, as the seeds and older studies counted) or latency "
+                             "(measured per-hop time of the exported model in --runtime, front "
+                             "end included)")
     parser.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
                         help="where --speed latency measures (default: %(default)s; needs the "
                              "onnx extra)")
