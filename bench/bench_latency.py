@@ -28,9 +28,10 @@ import torch
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from kws_search.features import FeatureConfig
-from kws_search.latency import RUNTIMES, export_for, runners, test_audio, timed
+from kws_search.latency import export_for, probe_audio, runners, timed
 from kws_search.measure import count_macs, frontend_macs
 from kws_search.models import CRNN, CRNNConfig
+from kws_search.options import RUNTIMES
 from kws_search.quantize import calibrate, prepare_for_training
 from kws_search.select import fetch_checkpoint
 from kws_search.storage import load_study
@@ -83,7 +84,7 @@ def main() -> None:
     front += [study.trials[n] for n in args.trials if n not in {t.number for t in front}]
     if not front:
         raise SystemExit(f"study {args.study} has no feasible front yet")
-    audio = test_audio(features)
+    audio = probe_audio(features)
     hops = audio.size // features.hop_length
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -20,10 +20,9 @@ from kws_search.checkpoint import save_checkpoint
 from kws_search.export import export_checkpoint, load_exported
 from kws_search.features import FeatureConfig
 from kws_search.models import CRNN
-from kws_search.options import RUNTIMES  # noqa: F401 (re-exported for the bench)
 
 
-def test_audio(features: FeatureConfig, seed: int = 0) -> np.ndarray:
+def probe_audio(features: FeatureConfig, seed: int = 0) -> np.ndarray:
     """One clip of noise-like audio (latency does not depend on what is said)."""
     rng = np.random.default_rng(seed)
     return (0.1 * rng.standard_normal(features.clip_samples)).astype(np.float32)
@@ -76,7 +75,7 @@ def hop_latency_us(calibrated: CRNN, quant: str, features: FeatureConfig, runtim
     """Median per-hop time (microseconds) of a calibrated model exported for `runtime`, one
     thread, front end included (what `run --speed latency` compares)."""
     torch.set_num_threads(1)
-    audio = test_audio(features)
+    audio = probe_audio(features)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         checkpoint = save_checkpoint(folder / "model.pt", calibrated, kind="student",

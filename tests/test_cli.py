@@ -25,6 +25,21 @@ def test_errors_are_one_line_and_nonzero(workdir, tiny_data, capsys):
     assert not (workdir / "studies" / "absent.db").exists()
 
 
+def test_onnx_options_without_the_onnx_extra_say_how_to_install_it(workdir, tiny_data, capsys,
+                                                                  monkeypatch):
+    from kws_search.commands import export, run
+
+    for module in (export, run):
+        monkeypatch.setattr(module, "missing_onnx", lambda: ["onnxruntime"])
+    assert main(["export", "--study", "absent", "--format", "onnx"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --format onnx needs onnxruntime") and "\n" not in err
+    assert "kws-search[onnx]" in err and not (workdir / "studies" / "absent.db").exists()
+    assert main(["run", "--data", str(tiny_data), "--speed", "latency"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--runtime torchscript" in err and "\n" not in err
+
+
 @pytest.mark.slow
 def test_every_subcommand_has_help_with_an_example():
     from kws_search.cli import COMMANDS, build_parser
