@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from kws_search.checkpoint import CheckpointError, load_model, save_checkpoint
-from kws_search.features import FeatureSet
+from kws_search.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.measure import (
     au_fa_fr,
     bootstrap_interval,
@@ -90,10 +90,21 @@ def load_teacher(path: Path, features: FeatureSet) -> tuple[CRNN, dict[str, Any]
     if state["kind"] != "teacher":
         raise TeacherMismatch(f"{path} is a {state['kind']} checkpoint, not a teacher")
     if state["dataset_fingerprint"] != features.fingerprint or state["keyword"] != features.keyword:
-        raise TeacherMismatch(
-            f"teacher {path} was trained on another dataset or keyword; retrain it with "
-            "`kws-search teacher --force` or pass --teacher PATH")
-    if state["features"] != features.config.to_dict():
-        raise TeacherMismatch(f"teacher {path} used other feature settings; retrain it with "
-                              "`kws-search teacher --force`")
+        raise _mismatch(path, state, "on another dataset or keyword")
+    check_teacher_features(path, features.config, state)
     return model, state["metrics"]
+
+
+def check_teacher_features(path: Path, config: FeatureConfig,
+                           state: dict[str, Any] | None = None) -> None:
+    """Refuse the teacher at `path` if it was made with other features than `config` (cheap:
+    done before any features are computed)."""
+    state = state if state is not None else read_checkpoint(path)
+    if state["features"] != config.to_dict():
+        raise _mismatch(path, state, "with other feature settings")
+
+
+def _mismatch(path: Path, state: dict[str, Any], what: str) -> TeacherMismatch:
+    made = "imported" if state.get("extra", {}).get("imported_from") else "trained"
+    return TeacherMismatch(f"teacher {path} was {made} {what}; retrain it with `kws-search "
+                           "teacher --force` (which replaces it) or pass --teacher PATH")

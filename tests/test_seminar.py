@@ -124,3 +124,26 @@ def test_import_then_search_then_refuse_streaming_a_bidirectional_teacher(
     assert "cannot stream" in capsys.readouterr().err
     assert main(["teacher", *common, "--import", str(source)]) == 1  # exists, and misfits
     assert "check the teacher settings" in capsys.readouterr().err
+
+
+def test_training_over_an_imported_teacher_with_other_features_refuses_and_keeps_it(
+        tiny_data, tmp_path, capsys):
+    """`kws-search teacher` never overwrites a teacher that does not match (here imported with
+    32 mel bands); it says how to replace it, and the file is left as it was."""
+    source = tmp_path / "mine.pt"
+    torch.save(SeminarCRNN(SeminarConfig(n_mels=32, hidden_size=8, gru_num_layers=1)
+                           ).state_dict(), source)
+    settings = tmp_path / "mine.yaml"
+    settings.write_text("n_mels: 32\nhidden_size: 8\ngru_num_layers: 1\n")
+    teacher = tmp_path / "teacher.pt"
+    common = ["--data", str(tiny_data), "--cache", str(tmp_path / "cache"), "--teacher",
+              str(teacher)]
+    assert main(["teacher", *common, "--import", str(source), "--import-config",
+                 str(settings)]) == 0
+    saved = teacher.read_bytes()
+    capsys.readouterr()
+    assert main(["teacher", *common, "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "was imported with other feature settings" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    assert teacher.read_bytes() == saved

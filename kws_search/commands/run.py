@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _ensure_inputs(args: argparse.Namespace) -> None:
     """The default dataset and teacher are made on first use, so one command runs it all."""
     from kws_search.features import FeatureConfig, prepare_features
-    from kws_search.teacher import TeacherMismatch, load_teacher, train_teacher
+    from kws_search.teacher import train_teacher
 
     if args.data == DEFAULT_DATA and not DEFAULT_DATA.exists():
         from kws_search.synth import synthesize
@@ -104,8 +104,6 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
     print(f"no teacher at {path}; training it (kws-search teacher)")
     _, metrics = train_teacher(features, path)
     print(f"teacher: validation {metrics['val_quality']:.3e}, test {metrics['test_quality']:.3e}")
-    load_teacher(path, features)  # raises TeacherMismatch only on a real mismatch
-    del TeacherMismatch
 
 
 WORKER_MEMORY = 1 << 30  # bytes a worker needs beside the shared feature cache, rounded up

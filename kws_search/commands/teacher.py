@@ -49,21 +49,23 @@ def run(args: argparse.Namespace) -> int:
 
     from kws_search.features import FeatureConfig, prepare_features
     from kws_search.models import CRNNConfig
-    from kws_search.teacher import RECIPES, TeacherMismatch, load_teacher, train_teacher
+    from kws_search.teacher import RECIPES, check_teacher_features, load_teacher, train_teacher
 
     path = teacher_file(args)
     if args.import_file is not None:
         return _import(args, path)
+    # a teacher already there is reused if it matches and refused if not, never overwritten
+    # without --force: it may be imported, or be what other studies were measured against
+    keep = path.is_file() and not args.force
+    if keep:
+        check_teacher_features(path, FeatureConfig())  # before computing any features
     features = prepare_features(args.data, args.keyword, FeatureConfig(), args.cache)
     model_config = CRNNConfig(hidden=args.hidden)
-    if path.is_file() and not args.force:
-        try:
-            _, metrics = load_teacher(path, features)
-            print(f"teacher {path} matches this dataset (val {metrics['val_quality']:.3e}, "
-                  f"test {metrics['test_quality']:.3e}); --force retrains it")
-            return 0
-        except TeacherMismatch as exc:
-            print(f"{exc}; retraining")
+    if keep:
+        _, metrics = load_teacher(path, features)
+        print(f"teacher {path} matches this dataset (val {metrics['val_quality']:.3e}, "
+              f"test {metrics['test_quality']:.3e}); --force retrains it")
+        return 0
     recipe = replace(RECIPES[args.recipe], seed=args.seed)
     if args.epochs is not None:
         recipe = replace(recipe, epochs=args.epochs)
