@@ -8,8 +8,9 @@ Every model is exported both ways from its checkpoint. A student whose checkpoin
 loaded (an older kws-search's quantized file) is rebuilt from its trial's architecture and
 mode with random weights: latency does not depend on the weights. One thread, batch 1; all
 models and runtimes run interleaved, repeat after repeat, and the table shows medians.
-"Per hop" streams 1 s in 10 ms hops from a fresh state (total / 100 hops); "clip" is the
-same second in one call. Speed-ups compare a student with the teacher in the same runtime;
+"Per hop" streams 1 s in 10 ms hops, going on with one stream (steady state: warm-up blocks
+are paid once per stream), total / 100 hops; "clip" is the same second in one call from a
+fresh state. Speed-ups compare a student with the teacher in the same runtime;
 the last column compares the student in ONNX Runtime with the teacher in TorchScript (the
 export this project had before). Last line: `best per-hop speed-up: <x>x (<runtime>, trial
 <n>)`, the best same-runtime ratio.
@@ -116,7 +117,7 @@ def main() -> None:
 
     print(f"{len(front)} students (the front, then --trials) of study {args.study}; "
           f"{args.repeats} interleaved repeats, 1 thread, medians; per hop = 1 s streamed in "
-          f"{hops} hops / {hops}")
+          f"{hops} hops / {hops}, one stream going on (steady state)")
     header = (f"{'model':<10} {'quant':<11} {'weights':<8} {'MACs+front':>10} "
               f"{'TS us/hop':>9} {'ORT us/hop':>10} {'TS ms/clip':>10} {'ORT ms/clip':>11} "
               f"{'x TS':>6} {'x ORT':>6} {'ORT vs TS teacher':>17}")

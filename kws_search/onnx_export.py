@@ -114,9 +114,11 @@ class BlockStep(nn.Module):
         kernels = self.basis().transpose(0, 1).unsqueeze(1)  # [2 * bins, 1, n_fft]
         spectrum = torch.nn.functional.conv1d(samples[first:][None, None], kernels,
                                               stride=self.hop)[0]  # [2 * bins, need]
-        bins = self.n_fft // 2 + 1
-        power = spectrum[:bins] ** 2 + spectrum[bins:] ** 2
-        return torch.log((self.mel_matrix.transpose(0, 1) @ power).clamp(min=1e-9, max=1e9))
+        # power and mel in one product: the mel matrix applied to cos and sin parts squared
+        # (the doubled matrix is folded when the session loads)
+        mel = self.mel_matrix.transpose(0, 1)
+        energy = torch.cat([mel, mel], dim=1) @ spectrum.square()
+        return torch.log(energy.clamp(min=1e-9, max=1e9))
 
     def forward(self, audio: torch.Tensor, tail: torch.Tensor, *state: torch.Tensor,
                 ) -> tuple[torch.Tensor, ...]:
@@ -359,18 +361,19 @@ class OnnxStream:
         self.warmup = int(meta["warmup_blocks"])
         self.info = json.loads(meta.get(EXTRA_FILE, "{}"))
         self.inputs = self.session.get_inputs()
+        self.names = [i.name for i in self.inputs[1:]]
         self.reset()
 
     def reset(self) -> None:
         self.state = [np.zeros(i.shape, np.float32) for i in self.inputs[1:]]
-        self.pending = np.zeros(self.lead, np.float32)
+        self.pending = np.zeros(self.block, np.float32)  # the block being filled
+        self.filled = self.lead  # the leading zeros that align blocks with steps
         self.blocks = 0
 
     def step(self, block: np.ndarray) -> float:
         """One block of exactly `block` samples through the graph -> probability after it
         (during the warm-up blocks only the front end's state moves on)."""
-        feed = {"audio": block, **{i.name: s for i, s in zip(self.inputs[1:], self.state,
-                                                              strict=True)}}
+        feed = {"audio": block, **dict(zip(self.names, self.state, strict=True))}
         prob, *state = self.session.run(None, feed)
         self.blocks += 1
         if self.blocks <= self.warmup:
@@ -380,11 +383,16 @@ class OnnxStream:
         return float(prob)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        self.pending = np.concatenate([self.pending, np.asarray(chunk, np.float32)])
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
         probs = []
-        while self.pending.size >= self.block:
-            prob = self.step(self.pending[:self.block])
-            self.pending = self.pending[self.block:]
-            if self.blocks > self.warmup:
-                probs.append(prob)
+        while chunk.size:  # fill the block in place: a 10 ms hop copies 160 samples, no more
+            take = min(self.block - self.filled, chunk.size)
+            self.pending[self.filled:self.filled + take] = chunk[:take]
+            self.filled += take
+            chunk = chunk[take:]
+            if self.filled == self.block:
+                prob = self.step(self.pending)
+                self.filled = 0
+                if self.blocks > self.warmup:
+                    probs.append(prob)
         return np.asarray(probs, np.float32)
