@@ -14,3 +14,10 @@ class KwsSearchError(Exception):
 
 class ConfigError(KwsSearchError, ValueError):
     """A setting out of range: an option, a search-space value, a config field."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser error in one line: what is wrong and where (line and column)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem

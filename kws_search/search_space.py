@@ -23,7 +23,7 @@ import yaml
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
 from kws_search.distill import DistillConfig
-from kws_search.errors import KwsSearchError
+from kws_search.errors import KwsSearchError, yaml_problem
 from kws_search.fidelity import Rungs
 from kws_search.models import CRNNConfig
 from kws_search.quantize import QUANT_MODES
@@ -159,8 +159,7 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
     except SearchSpaceError as exc:
         raise SearchSpaceError(f"{name}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise SearchSpaceError(f"{name}: not valid YAML ({exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0]})") from None
+        raise SearchSpaceError(f"{name}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(raw, dict) or not raw:
         raise SearchSpaceError(f"{name}: empty or not a mapping; expected sections "
                                f"{ALL_SECTIONS}")

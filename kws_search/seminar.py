@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from kws_search.checkpoint import CheckpointError, save_checkpoint
+from kws_search.errors import yaml_problem
 from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.teacher import measure_model
@@ -59,8 +60,12 @@ def load_config(path: Path | None, **overrides: Any) -> SeminarConfig:
     if path is not None:
         try:
             values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise CheckpointError(f"cannot read teacher settings {path}: {exc}") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read teacher settings {path}: {exc.strerror}"
+                                  ) from None
+        except yaml.YAMLError as exc:
+            raise CheckpointError(f"teacher settings {path}: not valid YAML "
+                                  f"({yaml_problem(exc)})") from None
         if not isinstance(values, dict):
             raise CheckpointError(f"{path}: expected a mapping of seminar settings")
     values.update({k: v for k, v in overrides.items() if v is not None})

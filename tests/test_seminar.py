@@ -13,7 +13,7 @@ from torch import nn
 from kws_search.checkpoint import CheckpointError
 from kws_search.cli import main
 from kws_search.models import CRNN
-from kws_search.seminar import SeminarConfig, read_state_dict, to_crnn_state
+from kws_search.seminar import SeminarConfig, load_config, read_state_dict, to_crnn_state
 
 
 class SeminarAttention(nn.Module):
@@ -92,6 +92,19 @@ def test_a_state_dict_that_does_not_fit_names_the_key_and_shapes(saved, settings
     with pytest.raises(CheckpointError, match="check the teacher settings") as info:
         to_crnn_state(read_state_dict(path), settings)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("hidden_size: [1\n", r"not valid YAML \(expected ',' or '\]'.* at line 2, column 1\)$"),
+    ("- 1\n", "expected a mapping of seminar settings"),
+    ("hidden: 8\n", "unknown teacher setting 'hidden'"),
+])
+def test_bad_teacher_settings_are_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
 
 
 def test_a_whole_pickled_model_is_refused_not_unpickled(tmp_path):
