@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -50,14 +51,26 @@ from kws_search.synth import (
 
 logger = logging.getLogger(__name__)
 
-# Festival voice -> (Debian package, whether its pitch follows `int_lr_params`, f0 range in Hz)
-VOICES: dict[str, tuple[str, bool, tuple[float, float]]] = {
-    "kal_diphone": ("festvox-kallpc16k", True, (75.0, 200.0)),
-    "ked_diphone": ("festvox-kdlpc16k", True, (75.0, 200.0)),
-    "cmu_us_slt_arctic_hts": ("festvox-us-slt-hts", False, (0.0, 0.0)),
+# How a voice takes pitch and rate: diphone voices follow a target mean f0 in Hz
+# (`int_lr_params`) and `Duration_Stretch`; HTS voices ignore both and take their engine's
+# `-fm` (a shift in semitones) and `-r` (speaking rate) instead.
+F0_HZ, SEMITONES = "f0_hz", "semitones"
+
+
+class Voice(NamedTuple):
+    package: str  # Debian package
+    pitch: str  # F0_HZ or SEMITONES
+    low: float  # range of a speaker's pitch, in the voice's unit
+    high: float
+
+
+VOICES: dict[str, Voice] = {
+    "kal_diphone": Voice("festvox-kallpc16k", F0_HZ, 75.0, 200.0),
+    "ked_diphone": Voice("festvox-kdlpc16k", F0_HZ, 75.0, 200.0),
+    "cmu_us_slt_arctic_hts": Voice("festvox-us-slt-hts", SEMITONES, -4.0, 4.0),
 }
 INSTALL_HINT = ("install Festival with `bash .ci/festival.sh` (Debian packages festival "
-                + " ".join(p for p, _, _ in VOICES.values()) + ")")
+                + " ".join(v.package for v in VOICES.values()) + ")")
 CHUNK_CLIPS = 200  # clips spoken by one festival process
 
 
@@ -82,8 +95,8 @@ class _Clip:
     path: str
     text: str
     voice: str
-    f0: float  # mean pitch in Hz (diphone voices only)
-    stretch: float  # Festival's Duration_Stretch: > 1 is slower
+    pitch: float  # a mean f0 in Hz or a shift in semitones, as the voice takes it
+    stretch: float  # duration: > 1 is slower
     gain: float
     offset: float
 
@@ -125,23 +138,33 @@ def plan_clips(cfg: FestivalConfig) -> list[_Clip]:
     rng = np.random.default_rng([cfg.seed, 11])
     ids = speaker_ids(cfg.seed + 7919, cfg.speakers_per_voice * len(VOICES))
     clips = []
-    for v, (voice, (_, pitched, (lo, hi))) in enumerate(VOICES.items()):
+    for v, (voice, spec) in enumerate(VOICES.items()):
         for k in range(cfg.speakers_per_voice):
             sid = ids[v * cfg.speakers_per_voice + k]
-            f0 = float(np.exp(rng.uniform(math.log(lo), math.log(hi)))) if pitched else 0.0
+            if spec.pitch == F0_HZ:
+                pitch = float(np.exp(rng.uniform(math.log(spec.low), math.log(spec.high))))
             stretch = float(np.exp(rng.uniform(math.log(0.75), math.log(1.4))))
             level = rng.uniform(-26, -3)
+            if spec.pitch == SEMITONES:  # drawn after the others, so diphone clips stay as before
+                pitch = float(rng.uniform(spec.low, spec.high))
             counts = rng.multinomial(cfg.clips_per_speaker, shares)
             counts[0] = max(1, counts[0])  # every speaker says the keyword at least once
             for word, count in zip(words, counts, strict=True):
                 for n in range(count):
                     clips.append(_Clip(
                         path=f"{word}/{sid}_nohash_{n}.wav", text=word, voice=voice,
-                        f0=f0 * float(np.exp(rng.normal(0, 0.05))) if pitched else 0.0,
+                        pitch=_jitter(pitch, spec.pitch, rng),
                         stretch=stretch * float(np.exp(rng.normal(0, 0.06))),
                         gain=float(10 ** (min(-1.0, level + rng.normal(0, 2)) / 20)),
                         offset=float(rng.uniform())))
     return clips
+
+
+def _jitter(pitch: float, unit: str, rng: np.random.Generator) -> float:
+    """A clip's own pitch around its speaker's: about 5% either way."""
+    if unit == F0_HZ:
+        return pitch * float(np.exp(rng.normal(0, 0.05)))
+    return pitch + float(rng.normal(0, 0.85))  # 0.85 semitones is 5%
 
 
 def _scheme(clips: list[_Clip], folder: Path) -> str:
@@ -149,11 +172,14 @@ def _scheme(clips: list[_Clip], folder: Path) -> str:
     lines = []
     for i, clip in enumerate(clips):
         lines.append(f"(voice_{clip.voice})")
-        lines.append(f"(Parameter.set 'Duration_Stretch {clip.stretch:.4f})")
-        if clip.f0 > 0:
-            f0 = f"{clip.f0:.1f}"
+        if VOICES[clip.voice].pitch == F0_HZ:
+            lines.append(f"(Parameter.set 'Duration_Stretch {clip.stretch:.4f})")
+            f0 = f"{clip.pitch:.1f}"
             lines.append(f"(set! int_lr_params '((target_f0_mean {f0}) (target_f0_std "
-                         f"{0.15 * clip.f0:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+                         f"{0.15 * clip.pitch:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+        else:
+            lines.append(f"(set! hts_engine_params (append {clip.voice}::hts_engine_params "
+                         f"'((\"-r\" {1 / clip.stretch:.4f}) (\"-fm\" {clip.pitch:.3f}))))")
         lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{clip.text}")) '
                      f'"{folder / f"{i}.wav"}" \'riff)')
     return "\n".join(lines) + "\n"
@@ -194,7 +220,7 @@ def _render_chunk(program: str, root: Path, clips: list[_Clip], cfg: FestivalCon
 def _babble(program: str, cfg: FestivalConfig, seconds: float, rng: np.random.Generator
             ) -> np.ndarray:
     """Three Festival talkers reading neutral sentences over each other."""
-    sentences = [_Clip("", s, voice, 120.0 if VOICES[voice][1] else 0.0, 1.0, 1.0, 0.0)
+    sentences = [_Clip("", s, voice, 120.0 if VOICES[voice].pitch == F0_HZ else 0.0, 1.0, 1.0, 0.0)
                  for voice in VOICES for s in BABBLE_SENTENCES]
     spoken = _speak(program, sentences, cfg.sample_rate)
     n = int(seconds * cfg.sample_rate)

@@ -54,3 +54,17 @@ def test_words_come_in_the_training_sets_proportions():
     confusable = sum(w in CONFUSABLE_WORDS for w in words) / (len(words) - words.count("sheila"))
     assert abs(confusable - SynthConfig.confusable_fraction) < 0.02
     assert len({c.path for c in clips}) == len(clips)  # no file written twice
+
+
+@needs_festival
+def test_every_voice_varies_its_keyword_across_speakers(tmp_path):
+    """Each speaker has its own pitch and rate in every voice, the HTS one included (it takes
+    them through its engine's options, not Festival's diphone settings)."""
+    cfg = FestivalConfig(speakers_per_voice=2, clips_per_speaker=2)
+    synthesize_festival(tmp_path, cfg, progress=False)
+    for voice in VOICES:
+        said = [c.path for c in plan_clips(cfg) if c.voice == voice and c.text == "sheila"]
+        first, second = (sf.read(tmp_path / path)[0] for path in said[:2])
+        spoken = [abs(x) > 0.01 * abs(x).max() for x in (first, second)]
+        lengths = [s.nonzero()[0][-1] - s.nonzero()[0][0] for s in spoken]
+        assert abs(lengths[0] - lengths[1]) > 160, voice  # more than 10 ms apart
