@@ -137,6 +137,13 @@ def test_existing_non_empty_root_raises(tmp_path: Path) -> None:
     assert (tmp_path / "keep.txt").exists()
 
 
+def test_an_earlier_dataset_is_kept_and_the_error_names_force(tmp_path: Path) -> None:
+    (tmp_path / "synth.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="pass --force to replace it"):
+        synthesize(tmp_path, TINY, progress=False)
+    assert (tmp_path / "synth.json").read_text() == "{}"
+
+
 def test_bad_config_raises() -> None:
     with pytest.raises(ConfigError, match="keyword clips"):
         synthesize(Path("unused"), SynthConfig(n_clips=20, keyword_fraction=0.05))

@@ -34,9 +34,15 @@ def prepare_root(root: Path, overwrite: bool) -> None:
         if overwrite and (root / "synth.json").is_file():
             shutil.rmtree(root)
         else:
-            why = "" if not overwrite else " and has no synth.json, so it is not deleted"
-            raise FileExistsError(f"{root} exists and is not empty{why}; "
-                                  "choose a new folder or remove it")
+            if overwrite:
+                fix = "choose a new folder or remove it"
+                why = " and has no synth.json, so it is not deleted"
+            elif (root / "synth.json").is_file():
+                fix, why = "pass --force to replace it, or choose a new folder", \
+                    " (a synthesized dataset)"
+            else:
+                fix, why = "choose a new folder or remove it", ""
+            raise FileExistsError(f"{root} exists and is not empty{why}; {fix}")
     root.mkdir(parents=True, exist_ok=True)
 
 
