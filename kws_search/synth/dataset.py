@@ -31,18 +31,15 @@ logger = logging.getLogger(__name__)
 def prepare_root(root: Path, overwrite: bool) -> None:
     """Create `root`; FileExistsError when it holds anything but an earlier dataset to replace."""
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        if overwrite and (root / "synth.json").is_file():
+        made_here = (root / "synth.json").is_file()
+        if overwrite and made_here:
             shutil.rmtree(root)
+        elif made_here:
+            raise FileExistsError(f"{root} holds a synthesized dataset; pass --force to replace "
+                                  "it, or choose a new folder")
         else:
-            if overwrite:
-                fix = "choose a new folder or remove it"
-                why = " and has no synth.json, so it is not deleted"
-            elif (root / "synth.json").is_file():
-                fix, why = "pass --force to replace it, or choose a new folder", \
-                    " (a synthesized dataset)"
-            else:
-                fix, why = "choose a new folder or remove it", ""
-            raise FileExistsError(f"{root} exists and is not empty{why}; {fix}")
+            raise FileExistsError(f"{root} exists and is not empty and has no synth.json, so it "
+                                  "is never replaced; choose a new folder or remove it")
     root.mkdir(parents=True, exist_ok=True)
 
 
