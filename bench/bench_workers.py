@@ -75,7 +75,7 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
         features = prepare_features(data, args.keyword, FeatureConfig(), work / "cache",
                                     progress=False)
         train_teacher(features, teacher, CRNNConfig(hidden=32), TrainConfig(epochs=3),
-                      progress=False)
+                      progress=False, members=1)
     return data, teacher
 
 

@@ -92,7 +92,8 @@ def tiny_teacher(tiny_features, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
     path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
     train_teacher(tiny_features, path, CRNNConfig(cnn_channels=4, hidden=16),
-                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
+                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False,
+                  members=1)
     return path
 
 
@@ -128,7 +129,8 @@ def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
     features = prepare_features(tiny_data, "sheila", FeatureConfig(), folder / "cache",
                                 progress=False)
     train_teacher(features, folder / "teacher.pt", CRNNConfig(cnn_channels=4, hidden=16),
-                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False)
+                  TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False,
+                  members=1)
     return tiny_data, folder / "teacher.pt", folder / "cache"
 
 

@@ -10,6 +10,7 @@ from kws_search.commands.common import add_data_options, positive_int, teacher_f
 HELP = """examples:
   kws-search teacher                       # hidden 64, trained to convergence, on data/synth
   kws-search teacher --recipe seminar      # the seminar's recipe (lr 3e-4, 20 epochs)
+  kws-search teacher --members 1 --force   # one copy, not distilled from 4 (4x faster)
   kws-search teacher --hidden 32 --epochs 30 --force
   kws-search teacher --import seminar_crnn.pt                  # your own, seminar format
   kws-search teacher --import bi.pt --import-config bi.yaml    # e.g. bidirectional: true
@@ -27,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "as in the seeds")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="at most this many epochs (default: 80 converged, 20 seminar)")
+    parser.add_argument("--members", type=positive_int, default=None,
+                        help="train this many copies (seeds seed, seed+1, ...) and distill the "
+                             "teacher from their mean; 1 trains one model (default: 4 "
+                             "converged, 1 seminar)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the initial weights and the batches (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
@@ -49,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
     from kws_search.features import FeatureConfig, prepare_features
     from kws_search.models import CRNNConfig
-    from kws_search.teacher import RECIPES, check_teacher_features, load_teacher, train_teacher
+    from kws_search.teacher import (
+        MEMBERS,
+        RECIPES,
+        check_teacher_features,
+        load_teacher,
+        train_teacher,
+    )
 
     path = teacher_file(args)
     if args.import_file is not None:
@@ -69,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
     recipe = replace(RECIPES[args.recipe], seed=args.seed)
     if args.epochs is not None:
         recipe = replace(recipe, epochs=args.epochs)
-    _, metrics = train_teacher(features, path, model_config, recipe)
+    members = args.members or (MEMBERS if args.recipe == "converged" else 1)
+    _, metrics = train_teacher(features, path, model_config, recipe, members=members)
     print(f"teacher saved to {path}")
+    if members > 1:
+        copies = ", ".join(f"{q:.3e}" for q in metrics["member_val_quality"])
+        print(f"  distilled from the mean of {members} copies (validation {copies})")
     print(f"  validation quality {metrics['val_quality']:.3e}  test {metrics['test_quality']:.3e}")
     print(f"  {metrics['params']} params, {metrics['macs']} MACs, {metrics['bytes']} bytes, "
           f"{metrics['latency_ms']:.2f} ms per clip, trained in {metrics['train_seconds']:.0f} s "

@@ -274,7 +274,8 @@ def other_teacher(cli_inputs):
     features = prepare_features(data, "sheila", FeatureConfig(), cache, progress=False)
     path = folder / "other-teacher.pt"
     train_teacher(features, path, CRNNConfig(cnn_channels=2, hidden=8),
-                  TrainConfig(epochs=1, lr=5e-3, batch_size=32), progress=False)
+                  TrainConfig(epochs=1, lr=5e-3, batch_size=32), progress=False,
+                  members=1)
     return path
 
 
