@@ -31,8 +31,8 @@ from kws_search.evaluate import eval_features, load_eval_set, summarize
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.measure import THRESHOLD_FA_RATE, au_fa_fr, predict, suggest_threshold
 from kws_search.models import CRNN, CRNNConfig
-from kws_search.teacher import CONVERGED, ENSEMBLE_DISTILL, ensemble_target
-from kws_search.train import TrainConfig, train
+from kws_search.teacher import CONVERGED, ensemble_target, fit
+from kws_search.train import TrainConfig
 
 OFF = dict(speed=0.0, reverb_prob=0.0, vtlp=0.0, colour_prob=0.0)
 DEFAULTS = FeatureConfig()
@@ -52,23 +52,13 @@ def norm(quality: float, labels: torch.Tensor) -> float:
     return quality / (p * (1 - p))
 
 
-def trained(features, recipe: TrainConfig, hidden: int) -> tuple[CRNN, float]:
-    """One teacher-sized model trained with `recipe`, and its training seconds."""
-    torch.manual_seed(recipe.seed)
-    model = CRNN(CRNNConfig(hidden=hidden))
+def trained(features, recipe: TrainConfig, hidden: int,
+            members: list[CRNN] | None = None) -> tuple[CRNN, float]:
+    """One teacher-sized model trained with `recipe` (distilled from the mean of `members`, as
+    the default teacher is, when given) and its training seconds."""
+    target = ensemble_target(members, features.train) if members else None
     start = time.perf_counter()
-    train(model, features, recipe)
-    return model, time.perf_counter() - start
-
-
-def distilled(features, members: list[CRNN], recipe: TrainConfig,
-              hidden: int) -> tuple[CRNN, float]:
-    """A model trained on the mean probabilities of `members`, as the default teacher is."""
-    target = ensemble_target(members, features.train)
-    torch.manual_seed(recipe.seed)
-    model = CRNN(CRNNConfig(hidden=hidden))
-    start = time.perf_counter()
-    train(model, features, recipe, ENSEMBLE_DISTILL, target)
+    model, _ = fit(features, CRNNConfig(hidden=hidden), recipe, target, progress=False)
     return model, time.perf_counter() - start
 
 
@@ -122,9 +112,8 @@ def main() -> None:
                         copies[s] = trained(features, replace(recipe, seed=s), args.hidden)
                 model, train_s = copies[seed]
                 if members > 1:
-                    model, train_s = distilled(features, [copies[s][0] for s in
-                                                          range(seed, seed + members)],
-                                               replace(recipe, seed=seed), args.hidden)
+                    model, train_s = trained(features, replace(recipe, seed=seed), args.hidden,
+                                             [copies[s][0] for s in range(seed, seed + members)])
                 row = measure(model, features, cross, cross_x, label, seed)
                 rows.append(row)
                 print(f"{label:18s} seed {seed}  val {row['val']:.3e} test {row['test']:.3e} "

@@ -26,7 +26,7 @@ from kws_search.measure import (
 )
 from kws_search.models import CRNN, CRNNConfig, count_parameters
 from kws_search.quantize import stored_bytes
-from kws_search.train import TrainConfig, train
+from kws_search.train import TrainConfig, TrainResult, train
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,8 @@ def train_teacher(features: FeatureSet, path: Path, model_config: CRNNConfig = C
         target = ensemble_target(copies, features.train)
         val_x, val_y = features.split("validation")
         member_quality = [au_fa_fr(predict(m, val_x), val_y.numpy()) for m in copies]
-    torch.manual_seed(train_config.seed)
-    model = CRNN(model_config)
-    result = train(model, features, train_config, ENSEMBLE_DISTILL if target else None, target,
-                   progress=progress, desc="teacher" if members == 1 else "teacher (distilled)")
+    model, result = fit(features, model_config, train_config, target, progress,
+                        "teacher" if members == 1 else "teacher (distilled)")
     metrics = measure_model(model, model, features)
     metrics.update(train_seconds=time.perf_counter() - start, best_epoch=result.best_epoch,
                    members=members, member_val_quality=member_quality)
@@ -110,17 +108,24 @@ def train_teacher(features: FeatureSet, path: Path, model_config: CRNNConfig = C
     return model, metrics
 
 
+def fit(features: FeatureSet, model_config: CRNNConfig, train_config: TrainConfig,
+        target: TeacherOutputs | None = None, progress: bool = True, desc: str = "teacher",
+        ) -> tuple[CRNN, TrainResult]:
+    """A model of `model_config` from `train_config.seed`, trained on the labels and, when
+    `target` is given, distilled from it (ENSEMBLE_DISTILL)."""
+    torch.manual_seed(train_config.seed)
+    model = CRNN(model_config)
+    result = train(model, features, train_config, ENSEMBLE_DISTILL if target else None, target,
+                   progress=progress, desc=desc)
+    return model, result
+
+
 def train_copies(features: FeatureSet, model_config: CRNNConfig, train_config: TrainConfig,
                  members: int, progress: bool = True) -> list[CRNN]:
     """`members` models of `model_config` trained from consecutive seeds (seed, seed + 1, ...)."""
-    copies = []
-    for i in range(members):
-        config = replace(train_config, seed=train_config.seed + i)
-        torch.manual_seed(config.seed)
-        model = CRNN(model_config)
-        train(model, features, config, progress=progress, desc=f"teacher copy {i + 1}/{members}")
-        copies.append(model)
-    return copies
+    return [fit(features, model_config, replace(train_config, seed=train_config.seed + i),
+                progress=progress, desc=f"teacher copy {i + 1}/{members}")[0]
+            for i in range(members)]
 
 
 def ensemble_target(members: list[CRNN], train_copies: torch.Tensor) -> TeacherOutputs:
