@@ -54,7 +54,8 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     if settings.cross_data is not None:
         cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
     return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
-                         cross, speed=settings.speed, runtime=settings.runtime)
+                         cross, speed=settings.speed, runtime=settings.runtime,
+                         margin=settings.margin)
 
 def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
                            features: FeatureSet) -> dict[str, Any]:

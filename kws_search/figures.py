@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from kws_search.objective import QUALITY_MARGIN
 from kws_search.tables import StudyInfo, format_value
 
 logger = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.F
         fig.add_trace(_reference_line([teacher_x / TARGET] * 2, [0.0, top], target))
     if info.quality_bar is not None:
         fig.add_hline(y=info.quality_bar, line_dash="dash", line_color="firebrick",
-                      annotation_text=f"bar: {QUALITY_MARGIN:g}x teacher = "
+                      annotation_text=f"bar: {info.margin:g}x teacher = "
                                       f"{info.quality_bar:.3g}",
                       annotation_position="top left")
         if teacher_x:

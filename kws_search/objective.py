@@ -27,6 +27,7 @@ from kws_search.fidelity import RUNG_PREFIX, RungJudge
 from kws_search.latency import hop_latency_us
 from kws_search.measure import count_macs, frontend_bytes, frontend_macs, predict_deployed
 from kws_search.models import CRNN, CRNNConfig
+from kws_search.options import QUALITY_MARGIN
 from kws_search.quantize import (
     calibrate,
     convert,
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 OBJECTIVES = ("quality", "speedup", "compression")
 DIRECTIONS = ("minimize", "maximize", "maximize")
-QUALITY_MARGIN = 1.1
 CONSTRAINTS_KEY = "constraints"  # the list form optuna-dashboard greys out as infeasible
 
 
@@ -81,10 +81,11 @@ class SearchContext:
     cross: CrossSet | None = None  # recorded only (`run --cross-data`)
     speed: str = "macs"  # whole-pipeline MACs, "model-macs" (networks only) or "latency"
     runtime: str = "onnxruntime"  # where "latency" measures (teacher_metrics["hop_us"] too)
+    margin: float = QUALITY_MARGIN  # the bar, as a multiple of the teacher's validation quality
 
     @property
     def quality_bar(self) -> float:
-        return QUALITY_MARGIN * self.teacher_metrics["val_quality"]
+        return self.margin * self.teacher_metrics["val_quality"]
 
 
 def feasible(trial: optuna.trial.FrozenTrial) -> bool:

@@ -1,8 +1,8 @@
 """What the command line offers before anything heavy is imported.
 
-Sampler names, pick rules, default places and the heartbeat interval: `kws-search --help` and
-argparse's `choices=` read them without importing torch or Optuna, and the modules that
-implement them import them from here, so each is defined once.
+Sampler names, pick rules, default places, the default quality bar and the heartbeat interval:
+`kws-search --help` and argparse's `choices=` read them without importing torch or Optuna, and
+the modules that implement them import them from here, so each is defined once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ RULES = ("balanced", "fastest", "smallest", "best")  # how `export` picks a tria
 SPEEDS = ("macs", "model-macs", "latency")
 RUNTIMES = ("onnxruntime", "torchscript")  # where `--speed latency` measures
 ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")  # the `onnx` extra
+QUALITY_MARGIN = 1.1  # the default bar: students within 1.1x the teacher's validation quality
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
 

@@ -19,7 +19,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kws_search.figures import FIGURES, history_figure, metric_figure, tradeoff_figure, write_png
-from kws_search.objective import QUALITY_MARGIN
 from kws_search.storage import load_study
 from kws_search.study import Progress, summarize
 from kws_search.tables import (
@@ -46,6 +45,7 @@ class Report:
     trials: pd.DataFrame
     front: pd.DataFrame
     progress: Progress
+    info: StudyInfo
     png_error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -83,7 +83,7 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
                      encoding="utf-8")
     files.append(index)
     notes = [] if info.teacher else ["study has no teacher attributes: no teacher point"]
-    return Report(folder, files, figures, table, front, progress, png_error, notes)
+    return Report(folder, files, figures, table, front, progress, info, png_error, notes)
 
 
 def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
@@ -108,7 +108,7 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
              f"{format_value(teacher.get('bytes'))} bytes (+ "
              f"{format_value(teacher.get('frontend_bytes'))} of front-end tables); speed-up "
              "counts the whole pipeline, front end included (model_speedup: the networks "
-             "alone); bar ({QUALITY_MARGIN:g}x validation) "
+             f"alone); bar ({info.margin:g}x validation) "
              f"{bar}</p>{f'<p>{html.escape(_cross_note(info))}</p>' if info.teacher_cross else ''}"
              "<p>tables: " + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
              + "</p><h2>Feasible Pareto front (test quality beside validation)</h2>",
@@ -136,7 +136,7 @@ def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo) -> str:
     head = (f"# {'Trials' if name == 'trials' else 'Feasible Pareto front'} of study "
             f"{info.name}\n\nteacher validation quality "
             f"{format_value(teacher.get('val_quality'))}{_teacher_ci(info)}, test "
-            f"{format_value(teacher.get('test_quality'))}; bar ({QUALITY_MARGIN:g}x validation) "
+            f"{format_value(teacher.get('test_quality'))}; bar ({info.margin:g}x validation) "
             f"{format_value(info.quality_bar)}\n\n")
     if info.teacher_cross:
         head += _cross_note(info) + "\n\n"

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.checkpoint import read_checkpoint
 from kws_search.features import FeatureConfig
 from kws_search.fidelity import finished
-from kws_search.objective import DIRECTIONS, OBJECTIVES, SearchContext
+from kws_search.objective import DIRECTIONS, OBJECTIVES, QUALITY_MARGIN, SearchContext
 from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL, SPEEDS, speed_objective
 from kws_search.samplers import make_sampler
 from kws_search.search_space import SearchSpace
@@ -68,6 +68,7 @@ class RunSettings:
     allow_changes: bool = False  # resume a study with other data, teacher, features or space
     speed: str = "macs"  # the speed-up objective: "macs" (counted) or "latency" (measured)
     runtime: str = "onnxruntime"  # where "latency" is measured
+    margin: float = QUALITY_MARGIN  # feasible: validation quality <= margin x the teacher's
 
 def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
     """Create or load the study (same name, same storage = resume)."""
@@ -88,7 +89,7 @@ def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
 # What makes a study's trials comparable: fixed when it is created (names for messages)
 IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyword": "keyword",
             "features": "feature config", "space_params": "search space",
-            "speed": "speed objective"}
+            "speed": "speed objective", "quality_margin": "quality bar (--margin)"}
 # studies made before the front end was counted hold speed-ups of the networks alone
 LEGACY_SPEED = speed_objective("model-macs", "")
 
@@ -100,15 +101,17 @@ def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
     identity = {"dataset_fingerprint": state.get("dataset_fingerprint"),
                 "teacher_sha256": digest, "keyword": settings.keyword,
                 "features": settings.features.to_dict(), "space_params": space.identity(),
-                "speed": speed_objective(settings.speed, settings.runtime)}
+                "speed": speed_objective(settings.speed, settings.runtime),
+                "quality_margin": settings.margin}
     return json.loads(json.dumps(identity))  # as stored: tuples become lists
 
 def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes: bool) -> None:
     """Refuse to resume a study with trials measured against other data, teacher, features,
     keyword or space; with `allow_changes`, go on and record what changed. Then store it."""
     stored = dict(study.user_attrs)
-    if "space_params" in stored and "speed" not in stored:
-        stored["speed"] = LEGACY_SPEED
+    if "space_params" in stored:  # made before these were part of the identity
+        stored.setdefault("speed", LEGACY_SPEED)
+        stored.setdefault("quality_margin", QUALITY_MARGIN)
     changed = [k for k in IDENTITY if k in stored and stored[k] != identity[k]]
     trials = study.get_trials(deepcopy=False)
     if changed and trials and not allow_changes:
@@ -119,7 +122,9 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
         hint = {"dataset_fingerprint": f" (it holds trials on {stored.get('data', '?')})",
                 "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})",
                 "speed": f" (its speed-up: {stored.get('speed')}; resume it with "
-                         f"{speeds.get(stored.get('speed'), 'its own --speed')})"}
+                         f"{speeds.get(stored.get('speed'), 'its own --speed')})",
+                "quality_margin": f" (its bar: {stored.get('quality_margin')}x the teacher; "
+                                  f"resume it with --margin {stored.get('quality_margin')})"}
         raise StudyError(
             f"study {study.study_name!r} has {len(trials)} trials measured with a different {what}"
             f"{''.join(hint.get(k, '') for k in changed[:1])}; use a new --study name, or "

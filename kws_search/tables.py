@@ -36,13 +36,15 @@ class StudyInfo:
     quality_bar: float | None
     teacher_cross: dict[str, Any] = field(default_factory=dict)  # empty without --cross-data
     cross_data: str | None = None
+    margin: float = QUALITY_MARGIN  # the bar / the teacher's validation quality
 
 
 def study_info(study: optuna.Study) -> StudyInfo:
     """The teacher, bar and cross-engine numbers `run` recorded as study attributes."""
     attrs = study.user_attrs
     return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"),
-                     dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"))
+                     dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"),
+                     float(attrs.get("quality_margin", QUALITY_MARGIN)))
 
 
 def format_value(value: Any) -> str:
@@ -115,7 +117,7 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
     test = front["test_quality"].astype(float)
     front["test_val_ratio"] = (test / val.where(val > 0)).astype(float)
     teacher_test = info.teacher.get("test_quality")
-    front["test_within_bar"] = (test <= QUALITY_MARGIN * teacher_test
+    front["test_within_bar"] = (test <= info.margin * teacher_test
                                 if teacher_test is not None else pd.NA)
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]

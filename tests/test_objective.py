@@ -44,9 +44,9 @@ def outputs(tiny_features):
                            tiny_features.train)
 
 
-def context_for(features, outputs, val_quality: float, **speed) -> SearchContext:
+def context_for(features, outputs, val_quality: float, **options) -> SearchContext:
     return SearchContext(features, outputs, {**TEACHER, "val_quality": val_quality},
-                         calibration=features.train[0, :16].float(), **speed)
+                         calibration=features.train[0, :16].float(), **options)
 
 
 def run_one(context: SearchContext, **optimize) -> optuna.trial.FrozenTrial:
@@ -97,6 +97,15 @@ def test_a_student_is_sized_trained_measured_and_judged_against_the_bar(tiny_fea
     assert strict.values == lenient.values
     assert strict.system_attrs["constraints"] == [quality + QUALITY_MARGIN]
     assert not feasible(strict)
+
+    # `run --margin`: the bar is that multiple of the teacher's validation quality, so a teacher
+    # 1.5x better than this student fails it at 1.1x and passes it at 2x.
+    teacher = quality / 1.5
+    tight = run_one(context_for(tiny_features, outputs, val_quality=teacher))
+    loose = run_one(context_for(tiny_features, outputs, val_quality=teacher, margin=2.0))
+    assert tight.values == loose.values == lenient.values
+    assert not feasible(tight) and feasible(loose)
+    assert loose.system_attrs["constraints"] == [pytest.approx(quality - 2.0 * teacher)]
 
 
 def test_a_diverging_student_fails_with_its_reason_and_no_constraint(tiny_features, outputs,

@@ -53,6 +53,23 @@ def test_report_writes_tables_figures_and_index(tiny_study, tiny_report):
     assert "front.md" in (tiny_report.folder / "index.html").read_text()
 
 
+def test_the_bar_is_shown_with_the_margin_the_study_was_run_with(tiny_study, tiny_report,
+                                                                 tmp_path):
+    settings, study = tiny_study
+    assert study.user_attrs["quality_margin"] == 1.1  # `run --margin`, default
+    bar = f"bar (1.1x validation) {study.user_attrs['quality_bar']:.4g}"
+    assert bar in (tiny_report.folder / "index.html").read_text(encoding="utf-8")
+    assert bar in (tiny_report.folder / "front.md").read_text(encoding="utf-8")
+    storage = f"sqlite:///{tmp_path / 'loose.db'}"
+    optuna.copy_study(from_study_name=settings.study, from_storage=settings.storage,
+                      to_storage=storage)
+    optuna.load_study(study_name=settings.study, storage=storage).set_user_attr(
+        "quality_margin", 2.0)
+    report = write_report(settings.study, storage, tmp_path / "loose", png=False)
+    assert report.info.margin == 2.0
+    assert "bar (2x validation)" in (report.folder / "index.html").read_text(encoding="utf-8")
+
+
 def test_front_shows_the_validation_interval_and_no_cross_columns(tiny_study, tiny_report):
     _, study = tiny_study
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"best feasible speed-up {p.best_speedup:.2f}x, "
               f"compression {p.best_compression:.2f}x")
     else:
-        print("no feasible student yet (quality within 1.1x of the teacher)")
+        print(f"no feasible student yet (quality within {report.info.margin:g}x of the "
+              "teacher)")
     if report.png_error:
         print(f"PNG figures skipped ({report.png_error}); the HTML figures are complete")
     for reason, count in p.fail_reasons.most_common(5):

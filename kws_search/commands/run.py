@@ -19,7 +19,14 @@ from kws_search.commands.common import (
     storage_url,
     teacher_file,
 )
-from kws_search.options import HEARTBEAT_INTERVAL, RUNTIMES, SAMPLERS, SPEEDS, missing_onnx
+from kws_search.options import (
+    HEARTBEAT_INTERVAL,
+    QUALITY_MARGIN,
+    RUNTIMES,
+    SAMPLERS,
+    SPEEDS,
+    missing_onnx,
+)
 
 HELP = """examples:
   kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
@@ -52,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "alone, as the seeds and older studies counted) or latency "
                              "(measured per-hop time of the exported model in --runtime, front "
                              "end included)")
+    parser.add_argument("--margin", type=positive_float, default=QUALITY_MARGIN,
+                        help="the quality bar: a student is feasible when its validation quality "
+                             "is at most MARGIN x the teacher's (default: %(default)s; part of "
+                             "the study, so another value needs a new --study)")
     parser.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
                         help="where --speed latency measures (default: %(default)s; needs the "
                              "onnx extra)")
@@ -172,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
                            threads=args.threads, cross_data=args.cross_data,
                            allow_changes=args.allow_changes, features=features,
-                           speed=args.speed, runtime=args.runtime)
+                           speed=args.speed, runtime=args.runtime, margin=args.margin)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -199,20 +210,22 @@ def print_front(study) -> None:
     import pandas as pd
 
     from kws_search.study import feasible_front, summarize
-    from kws_search.tables import CI_COLUMN, cross_text, interval_text
+    from kws_search.tables import CI_COLUMN, cross_text, interval_text, study_info
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
+    margin = study_info(study).margin
     teacher = study.user_attrs.get("teacher", {})
     ci = interval_text(teacher.get("val_quality_lo"), teacher.get("val_quality_hi"), ".2e")
     print(f"teacher validation quality {teacher.get('val_quality', float('nan')):.3e}"
-          f"{f' (90% CI {ci})' if ci else ''}; bar (1.1x) {bar:.3e}")
+          f"{f' (90% CI {ci})' if ci else ''}; bar ({margin:g}x) {bar:.3e}")
     teacher_cross = study.user_attrs.get("teacher_cross")
     if teacher_cross:
         print(f"teacher on {study.user_attrs.get('cross_data', 'the cross-engine set')}: "
               f"{cross_text(teacher_cross)}")
     front = feasible_front(study)
     if not front:
-        print("no feasible student yet (quality within 1.1x of the teacher)")
+        print(f"no feasible student yet (quality within {margin:g}x of the teacher; a new "
+              "--study with a larger --margin accepts more)")
         complete = sorted((t for t in study.get_trials(deepcopy=False)
                            if t.values is not None), key=lambda t: t.values[0])
         for t in complete[:3]:

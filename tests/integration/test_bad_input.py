@@ -226,6 +226,9 @@ def test_an_unreachable_or_malformed_storage_url_is_an_error(url, named, tiny_da
     ("--timeout", "0", "--timeout: must be > 0"),
     ("--timeout", "-5", "--timeout: must be > 0"),
     ("--trials", "0", "--trials: must be >= 1"),
+    ("--margin", "0", "--margin: must be > 0"),
+    ("--margin", "inf", "--margin: must be > 0 and finite, got inf"),
+    ("--margin", "loose", "--margin: must be a number, got 'loose'"),
 ])
 def test_nonsense_run_numbers_are_refused(option, value, named, kept, tiny_data, tiny_teacher,
                                           tmp_path, capsys):
@@ -307,6 +310,9 @@ def test_resuming_with_another_teacher_or_space_is_refused_naming_it(
     assert main(run_args(url, data, teacher, tmp_path, "--space", "tiny",
                          "--keyword", "yes")) == 1
     assert "with a different keyword;" in error_line(capsys)
+    assert main(run_args(url, data, teacher, folder, "--space", "tiny", "--margin", "2")) == 1
+    assert ("with a different quality bar (--margin) (its bar: 1.1x the teacher; resume it "
+            "with --margin 1.1);") in error_line(capsys)
     assert not (tmp_path / "cache").exists()  # refused before any slow work
     assert snapshot(url) == before
 
