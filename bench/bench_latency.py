@@ -2,7 +2,7 @@
 against ONNX Runtime, front end included.
 
 Usage: python bench/bench_latency.py [--study kws] [--storage sqlite:///studies/kws.db]
-           [--teacher checkpoints/teacher-synth.pt] [--repeats 15] [--students 6]
+           [--teacher FILE] [--repeats 15] [--students 6]
 
 Every model is exported both ways from its checkpoint. A student whose checkpoint cannot be
 loaded (an older kws-search's quantized file) is rebuilt from its trial's architecture and
@@ -68,7 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="kws")
     parser.add_argument("--storage", default="sqlite:///studies/kws.db")
-    parser.add_argument("--teacher", type=Path, default=Path("checkpoints/teacher-synth.pt"))
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="default: the teacher the study was run with")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--students", type=int, default=6,
                         help="front students to time, fastest (by MACs) first")
@@ -78,9 +79,11 @@ def main() -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
+    study = load_study(args.study, args.storage)
+    if args.teacher is None:
+        args.teacher = Path(study.user_attrs["teacher_path"])
     teacher_state = read_checkpoint(args.teacher)
     features = FeatureConfig(**teacher_state["features"])
-    study = load_study(args.study, args.storage)
     front = sorted(study.best_trials, key=lambda t: -t.values[1])[:args.students]
     front += [study.trials[n] for n in args.trials if n not in {t.number for t in front}]
     if not front:

@@ -23,6 +23,7 @@ from kws_search.context import build_context
 from kws_search.distill import DistillConfig
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.objective import QUALITY_MARGIN
+from kws_search.options import teacher_path
 from kws_search.quantize import prepare_for_training, quantize
 from kws_search.study import RunSettings
 from kws_search.teacher import measure_model
@@ -43,7 +44,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synth"))
-    parser.add_argument("--teacher", type=Path, default=Path("checkpoints/teacher-synth.pt"))
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="default: the one `run` uses for --data")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--epochs", type=int, nargs="+", default=[12, 48])
     parser.add_argument("--threads", type=int, default=2)
@@ -53,7 +55,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    settings = RunSettings(data=args.data, keyword="sheila", teacher=args.teacher,
+    teacher_file = args.teacher or teacher_path("checkpoints", args.data)
+    settings = RunSettings(data=args.data, keyword="sheila", teacher=teacher_file,
                            study="ceiling", storage="sqlite:///:memory:")
     context = build_context(settings, progress=False)
     teacher = context.teacher_metrics
