@@ -9,6 +9,7 @@ retried on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -16,7 +17,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -55,13 +56,15 @@ logger = logging.getLogger(__name__)
 
 MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
 
-def _with_fail_reason(objective: Callable, target: int) -> Callable:
+def _with_fail_reason(objective: Callable, target: int, ctrl_c: _CtrlC) -> Callable:
     """Prune a trial another worker made surplus; record why a trial failed as a user
-    attribute, then let Optuna mark it failed."""
+    attribute, then let Optuna mark it failed. Ctrl-C, held while Optuna made the trial,
+    comes through here: the trial exists and is failed as interrupted."""
     def wrapped(trial: optuna.Trial) -> Any:
         _prune_if_surplus(trial, target)
         try:
-            return objective(trial)
+            with ctrl_c.let_through():
+                return objective(trial)
         except optuna.TrialPruned:
             raise
         except (OSError, sqlalchemy.exc.OperationalError) as exc:  # the disk, not the student
@@ -108,7 +111,7 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
     study = open_study(settings)
     with _CtrlC() as ctrl_c:
         objective = _with_fail_reason(make_objective(context, space, ctrl_c.check),
-                                      settings.trials)
+                                      settings.trials, ctrl_c)
         _take_trials(settings, study, objective, on_trial, ctrl_c)
 
 
@@ -140,8 +143,9 @@ def _take_trials(settings: RunSettings, study: optuna.Study, objective: Callable
         told_waiting = False
         try:
             ctrl_c.check()
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
-                           callbacks=[lambda _study, trial: done.append(trial)])
+            with ctrl_c.held():  # not while Optuna creates or stores a trial (see _CtrlC)
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                               callbacks=[lambda _study, trial: done.append(trial)])
         except KeyboardInterrupt:
             _fail_if_left_running(settings, study)
             raise
@@ -167,22 +171,52 @@ def _take_trials(settings: RunSettings, study: optuna.Study, objective: Callable
 
 
 class _CtrlC:
-    """Ctrl-C that is never lost. SIGINT raises KeyboardInterrupt wherever Python happens to
-    be, and when that is a finalizer run by the garbage collector (a weakref callback),
-    Python prints "Exception ignored" and goes on. The handler also notes the interrupt, and
-    `check()` (after every epoch, and before every trial) raises it again."""
+    """Ctrl-C that is never lost and never leaves a trial RUNNING.
+
+    SIGINT raises KeyboardInterrupt wherever Python happens to be, and when that is a
+    finalizer run by the garbage collector (a weakref callback), Python prints "Exception
+    ignored" and goes on. The handler also notes the interrupt, and `check()` (after every
+    epoch, and before every trial) raises it again.
+
+    Inside `held()` (Optuna creating a trial, sampling it, storing its result) the handler
+    only notes the interrupt: raised there, it could land after the trial row exists and
+    before anyone knows its number, leaving a RUNNING trial nobody fails and no heartbeat
+    ever marks stale. `let_through()` (the student's training) raises it again at once.
+    """
 
     def __init__(self) -> None:
         self.interrupted = False
+        self._holding = False
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.interrupted = True
-        raise KeyboardInterrupt
+        if not self._holding:
+            raise KeyboardInterrupt
 
     def check(self) -> None:
         if self.interrupted:
             raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Note Ctrl-C inside, raise it on leaving (unless another exception is leaving)."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        self.check()
+
+    @contextlib.contextmanager
+    def let_through(self) -> Iterator[None]:
+        """Within `held()`: raise a noted Ctrl-C now, and any new one where it lands."""
+        holding, self._holding = self._holding, False
+        try:
+            self.check()
+            yield
+        finally:
+            self._holding = holding
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():

@@ -41,3 +41,43 @@ def test_a_ctrl_c_lost_in_a_finalizer_is_raised_at_the_next_check():
         with pytest.raises(KeyboardInterrupt):
             ctrl_c.check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_path,
+                                                                          monkeypatch):
+    """The signal can land after the trial's row exists and before Optuna hands the trial to
+    anyone; that trial must still end FAIL (interrupted), or resuming workers wait on it."""
+    import signal
+
+    import optuna
+
+    from kws_search import workers
+    from kws_search.objective import DIRECTIONS
+    from kws_search.samplers import make_sampler
+    from kws_search.study import RunSettings
+
+    class InterruptedWhileCreating(optuna.storages.InMemoryStorage):
+        def create_new_trial(self, study_id, template_trial=None):
+            trial_id = super().create_new_trial(study_id, template_trial)
+            signal.raise_signal(signal.SIGINT)  # the row exists; nobody knows its number yet
+            return trial_id
+
+    storage = InterruptedWhileCreating()
+    monkeypatch.setattr(workers, "open_storage", lambda url, heartbeat: storage)
+    settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path, study="s",
+                           storage="memory", trials=1)
+    study = optuna.create_study(storage=storage, study_name="s", directions=list(DIRECTIONS),
+                                sampler=make_sampler("random", 0))
+    trained = []
+
+    def student(trial):
+        trained.append(trial.number)
+        return 0.1, 2.0, 2.0
+
+    with workers._CtrlC() as ctrl_c, pytest.raises(KeyboardInterrupt):
+        objective = workers._with_fail_reason(student, 1, ctrl_c)
+        workers._take_trials(settings, study, objective, None, ctrl_c)
+    [trial] = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == workers.INTERRUPTED
+    assert trained == []  # stopped before the student trained
