@@ -24,8 +24,14 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.checkpoint import read_checkpoint
 from kws_search.features import FeatureConfig
 from kws_search.fidelity import finished
-from kws_search.objective import DIRECTIONS, OBJECTIVES, QUALITY_MARGIN, SearchContext
-from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL, SPEEDS, speed_objective
+from kws_search.objective import DIRECTIONS, OBJECTIVES, SearchContext
+from kws_search.options import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    QUALITY_MARGIN,
+    SPEEDS,
+    speed_objective,
+)
 from kws_search.samplers import make_sampler
 from kws_search.search_space import SearchSpace
 from kws_search.storage import StudyError, masked_url, open_storage
