@@ -2,7 +2,7 @@
 against ONNX Runtime, front end included.
 
 Usage: python bench/bench_latency.py [--study kws] [--storage sqlite:///studies/kws.db]
-           [--teacher FILE] [--repeats 15] [--students 6]
+           [--teacher FILE] [--repeats 15] [--students 6] [--trials N ...] [--smallest]
 
 Every model is exported both ways from its checkpoint. A student whose checkpoint cannot be
 loaded (an older kws-search's quantized file) is rebuilt from its trial's architecture and
@@ -12,8 +12,11 @@ models and runtimes run interleaved, repeat after repeat, and the table shows me
 are paid once per stream), total / 100 hops; "clip" is the same second in one call from a
 fresh state. Speed-ups compare a student with the teacher in the same runtime;
 the last column compares the student in ONNX Runtime with the teacher in TorchScript (the
-export this project had before). Last line: `best per-hop speed-up: <x>x (<runtime>, trial
-<n>)`, the best same-runtime ratio.
+export this project had before). `--smallest` adds the fewest-MACs student the study's search
+space holds (sizes at their lowest, strides at their highest, a plain RNN), rebuilt with random
+weights: no trial of that space reads fewer frames or calls the graph less often, so its
+ratio bounds what a search can find. Last line: `best per-hop speed-up: <x>x (<runtime>,
+trial <n>)`, the best same-runtime ratio of a trial.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from kws_search.features import FeatureConfig
@@ -34,6 +38,7 @@ from kws_search.measure import count_macs, frontend_macs
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import RUNTIMES
 from kws_search.quantize import calibrate, prepare_for_training
+from kws_search.search_space import SearchSpace, parse_space
 from kws_search.select import fetch_checkpoint
 from kws_search.storage import load_study
 
@@ -54,14 +59,32 @@ def student_checkpoint(study: optuna.Study, trial: optuna.trial.FrozenTrial,
     config = CRNNConfig(n_mels=features.n_mels,
                         **{k: trial.params[k] for k in ARCHITECTURE if k in trial.params})
     mode = trial.user_attrs.get("quant", trial.params.get("mode", "none"))
-    torch.manual_seed(trial.number)
+    return rebuilt(config, mode, features, folder / f"trial{trial.number}-rebuilt.pt",
+                   trial.number), "rebuilt"
+
+
+def rebuilt(config: CRNNConfig, mode: str, features: FeatureConfig, path: Path,
+            seed: int) -> Path:
+    """A checkpoint of `config` in `mode` with random weights (latency does not see them)."""
+    torch.manual_seed(seed)
     model = prepare_for_training(CRNN(config), mode).eval()
     calibration = torch.randn(16, config.n_mels, features.frames) * 3 - 5
-    path = save_checkpoint(folder / f"trial{trial.number}-rebuilt.pt",
-                           calibrate(model, mode, calibration), kind="student",
+    return save_checkpoint(path, calibrate(model, mode, calibration), kind="student",
                            model_config=config, feature_config=features, keyword="keyword",
                            dataset_fingerprint="-", quant=mode)
-    return path, "rebuilt"
+
+
+def smallest_student(space: SearchSpace, n_mels: int) -> CRNNConfig:
+    """The fewest-MACs architecture `space` holds: sizes at their lowest, strides at their
+    highest, a plain RNN where the space may choose one."""
+    def fewest(key: str, value: object) -> object:
+        if isinstance(value, IntDistribution):
+            return value.high if key.startswith("stride") else value.low
+        if isinstance(value, CategoricalDistribution):
+            return "rnn" if "rnn" in value.choices else value.choices[0]
+        return value
+    return CRNNConfig(n_mels=n_mels, **{k: fewest(k, v)
+                                        for k, v in space.sections.get("model", {}).items()})
 
 
 def main() -> None:
@@ -75,6 +98,9 @@ def main() -> None:
                         help="front students to time, fastest (by MACs) first")
     parser.add_argument("--trials", type=int, nargs="*", default=[],
                         help="more trials to time beside the front (any complete trial)")
+    parser.add_argument("--smallest", action="store_true",
+                        help="also time the fewest-MACs student of the study's space "
+                             "(random weights): the bound on any trial's speed-up")
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -86,8 +112,9 @@ def main() -> None:
     features = FeatureConfig(**teacher_state["features"])
     front = sorted(study.best_trials, key=lambda t: -t.values[1])[:args.students]
     front += [study.trials[n] for n in args.trials if n not in {t.number for t in front}]
-    if not front:
-        raise SystemExit(f"study {args.study} has no feasible front yet")
+    if not front and not args.smallest:
+        raise SystemExit(f"study {args.study} has no feasible front yet; name complete trials "
+                         "with --trials N ..., or pass --smallest")
     audio = probe_audio(features)
     hops = audio.size // features.hop_length
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,6 +122,11 @@ def main() -> None:
         models = {"teacher": (args.teacher, "trained")}
         for trial in front:
             models[f"trial {trial.number}"] = student_checkpoint(study, trial, features, folder)
+        if args.smallest:
+            smallest = smallest_student(parse_space(study.user_attrs["space"]),
+                                        features.n_mels)
+            models["smallest"] = (rebuilt(smallest, "none", features, folder / "smallest.pt", 0),
+                                  "rebuilt")
         runs, info = {}, {}
         for name, (checkpoint, origin) in models.items():
             state = read_checkpoint(checkpoint)
@@ -125,7 +157,7 @@ def main() -> None:
               f"{'TS us/hop':>9} {'ORT us/hop':>10} {'TS ms/clip':>10} {'ORT ms/clip':>11} "
               f"{'x TS':>6} {'x ORT':>6} {'ORT vs TS teacher':>17}")
     print(header)
-    best = (0.0, "", "")
+    best, bound = (0.0, "", ""), (0.0, "")
     for name, row in info.items():
         ts, ort = hop_us(name, "torchscript"), hop_us(name, "onnxruntime")
         x_ts = hop_us("teacher", "torchscript") / ts
@@ -135,11 +167,19 @@ def main() -> None:
               f"{ts:>9.1f} {ort:>10.1f} {median[name, 'torchscript', 'clip'] * 1e3:>10.3f} "
               f"{median[name, 'onnxruntime', 'clip'] * 1e3:>11.3f} {x_ts:>5.2f}x {x_ort:>5.2f}x"
               f" {cross:>16.2f}x")
-        if name != "teacher":
+        if name == "smallest":
+            bound = max((x_ts, "torchscript"), (x_ort, "onnxruntime"))
+        elif name != "teacher":
             for ratio, runtime in ((x_ts, "torchscript"), (x_ort, "onnxruntime")):
                 if ratio > best[0]:
                     best = (ratio, runtime, name.split()[-1])
-    print(f"best per-hop speed-up: {best[0]:.2f}x ({best[1]}, trial {best[2]})")
+    if args.smallest:
+        print(f"smallest student of the space ({smallest.cnn_channels} channels, kernel "
+              f"{smallest.kernel_time} stride {smallest.stride_time}, {smallest.rnn} "
+              f"{smallest.hidden} x {smallest.layers}): {bound[0]:.2f}x per hop ({bound[1]}), "
+              "about the most any trial of this space can reach")
+    if best[0]:
+        print(f"best per-hop speed-up: {best[0]:.2f}x ({best[1]}, trial {best[2]})")
 
 
 if __name__ == "__main__":
