@@ -62,6 +62,7 @@ EXACT_MODES = ("none", "float16")  # the rest fall back to weight-only int8 (mod
 # shapes), and results up to FOLD_OUTPUTS; weights and the DFT basis stay as stored/computed
 FOLD_INPUTS, FOLD_OUTPUTS = 16, 256
 MASKED = -1e9  # attention energy of an empty window slot: weight exp(-1e9) = 0
+NO_PROBS = np.zeros(0, np.float32)  # what a chunk that completes no step returns
 
 
 def stream_layout(config: CRNNConfig, features: FeatureConfig) -> dict[str, int]:
@@ -343,7 +344,10 @@ class OnnxStream:
     """Stream audio of any chunk sizes through an exported ONNX file (numpy + onnxruntime).
 
     `stream(chunk)` returns the keyword probability after each RNN step the chunk completes;
-    `reset()` forgets the stream. The same loop as the README's example.
+    `reset()` forgets the stream. The README's example loop, made cheap per call: the block
+    being filled and every state live in fixed numpy buffers bound to the session (two
+    bindings, state in one set and next state in the other, used in turn), so a run converts
+    nothing, and a 10 ms hop that completes no block only copies its samples.
     """
 
     def __init__(self, path: Path | str, threads: int = 1) -> None:
@@ -362,30 +366,54 @@ class OnnxStream:
         self.info = json.loads(meta.get(EXTRA_FILE, "{}"))
         self.inputs = self.session.get_inputs()
         self.names = [i.name for i in self.inputs[1:]]
+        self.pending = np.zeros(self.block, np.float32)  # the block being filled
+        self.prob = np.zeros((), np.float32)
+        buffers = [[np.zeros(i.shape, np.float32) for i in self.inputs[1:]] for _ in range(2)]
+        self.bindings = [self._binding(ort, buffers[k], buffers[1 - k]) for k in range(2)]
+        self.buffers = buffers
         self.reset()
 
+    def _binding(self, ort: Any, state: list[np.ndarray], next_state: list[np.ndarray]) -> Any:
+        """A binding that reads `state` and the pending block and writes `next_state`."""
+        binding = self.session.io_binding()
+        for name, array in (("audio", self.pending), *zip(self.names, state, strict=True)):
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+        for name, array in (("prob", self.prob),
+                            *zip([f"next_{n}" for n in self.names], next_state, strict=True)):
+            binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(array))
+        return binding
+
     def reset(self) -> None:
-        self.state = [np.zeros(i.shape, np.float32) for i in self.inputs[1:]]
-        self.pending = np.zeros(self.block, np.float32)  # the block being filled
+        for buffers in self.buffers:
+            for array in buffers:
+                array.fill(0)
+        self.turn = 0  # which buffer set holds the current state
         self.filled = self.lead  # the leading zeros that align blocks with steps
+        self.pending[:self.lead] = 0
         self.blocks = 0
 
     def step(self, block: np.ndarray) -> float:
         """One block of exactly `block` samples through the graph -> probability after it
         (during the warm-up blocks only the front end's state moves on)."""
-        feed = {"audio": block, **dict(zip(self.names, self.state, strict=True))}
-        prob, *state = self.session.run(None, feed)
+        if block is not self.pending:
+            self.pending[:] = block
+        self.session.run_with_iobinding(self.bindings[self.turn])
+        self.turn = 1 - self.turn
         self.blocks += 1
-        if self.blocks <= self.warmup:
-            front = len(state) - 4  # tail (and frames); hidden and the window stay empty
-            state[front:] = self.state[front:]
-        self.state = state
-        return float(prob)
+        if self.blocks <= self.warmup:  # hidden and the window stay empty
+            for array in self.buffers[self.turn][-4:]:
+                array.fill(0)
+        return float(self.prob)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         chunk = np.asarray(chunk, np.float32).reshape(-1)
+        end = self.filled + chunk.size
+        if end < self.block:  # the common 10 ms hop: copy its samples, nothing more
+            self.pending[self.filled:end] = chunk
+            self.filled = end
+            return NO_PROBS
         probs = []
-        while chunk.size:  # fill the block in place: a 10 ms hop copies 160 samples, no more
+        while chunk.size:
             take = min(self.block - self.filled, chunk.size)
             self.pending[self.filled:self.filled + take] = chunk[:take]
             self.filled += take
