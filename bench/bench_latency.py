@@ -13,10 +13,10 @@ are paid once per stream), total / 100 hops; "clip" is the same second in one ca
 fresh state. Speed-ups compare a student with the teacher in the same runtime;
 the last column compares the student in ONNX Runtime with the teacher in TorchScript (the
 export this project had before). `--smallest` adds the fewest-MACs student the study's search
-space holds (sizes at their lowest, strides at their highest, a plain RNN), rebuilt with random
-weights: no trial of that space reads fewer frames or calls the graph less often, so its
-ratio bounds what a search can find. Last line: `best per-hop speed-up: <x>x (<runtime>,
-trial <n>)`, the best same-runtime ratio of a trial.
+space holds (sizes at their lowest, strides at their highest, a plain RNN, its cheapest front
+end), rebuilt with random weights: no trial of that space reads fewer frames or calls the
+graph less often, so its ratio bounds what a search can find. Last line: `best per-hop
+speed-up: <x>x (<runtime>, trial <n>)`, the best same-runtime ratio of a trial.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from kws_search.measure import count_macs, frontend_macs
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import RUNTIMES
 from kws_search.quantize import calibrate, prepare_for_training
-from kws_search.search_space import SearchSpace, parse_space
+from kws_search.search_space import FrontEnd, SearchSpace, parse_space
 from kws_search.select import fetch_checkpoint
 from kws_search.storage import load_study
 
@@ -57,6 +57,8 @@ def student_checkpoint(study: optuna.Study, trial: optuna.trial.FrozenTrial,
         return path, "trained"
     except CheckpointError:
         pass
+    features = FrontEnd(trial.params.get("n_fft", 0), trial.params.get("n_mels", 0)).features(
+        features)
     config = CRNNConfig(n_mels=features.n_mels,
                         **{k: trial.params[k] for k in ARCHITECTURE if k in trial.params})
     mode = trial.user_attrs.get("quant", trial.params.get("mode", "none"))
@@ -75,17 +77,20 @@ def rebuilt(config: CRNNConfig, mode: str, features: FeatureConfig, path: Path,
                            dataset_fingerprint="-", quant=mode)
 
 
-def smallest_student(space: SearchSpace, n_mels: int) -> CRNNConfig:
-    """The fewest-MACs architecture `space` holds: sizes at their lowest, strides at their
-    highest, a plain RNN where the space may choose one."""
+def smallest_student(space: SearchSpace, teacher: FeatureConfig,
+                     ) -> tuple[CRNNConfig, FeatureConfig]:
+    """The fewest-MACs architecture `space` holds and its cheapest front end: sizes at their
+    lowest, strides at their highest, a plain RNN where the space may choose one, the
+    shortest FFT with the fewest mel bands."""
+    features = min(space.front_ends(teacher), key=lambda c: (c.n_fft, c.n_mels))
     def fewest(key: str, value: object) -> object:
         if isinstance(value, IntDistribution):
             return value.high if key.startswith("stride") else value.low
         if isinstance(value, CategoricalDistribution):
             return "rnn" if "rnn" in value.choices else value.choices[0]
         return value
-    return CRNNConfig(n_mels=n_mels, **{k: fewest(k, v)
-                                        for k, v in space.sections.get("model", {}).items()})
+    return CRNNConfig(n_mels=features.n_mels, **{
+        k: fewest(k, v) for k, v in space.sections.get("model", {}).items()}), features
 
 
 def main() -> None:
@@ -124,17 +129,19 @@ def main() -> None:
         for trial in front:
             models[f"trial {trial.number}"] = student_checkpoint(study, trial, features, folder)
         if args.smallest:
-            smallest = smallest_student(parse_space(study.user_attrs["space"]),
-                                        features.n_mels)
-            models["smallest"] = (rebuilt(smallest, "none", features, folder / "smallest.pt", 0),
-                                  "rebuilt")
+            space = parse_space(study.user_attrs["space"])
+            smallest, cheapest = smallest_student(space, features)
+            models["smallest"] = (rebuilt(smallest, "none", cheapest, folder / "smallest.pt",
+                                          0), "rebuilt")
         runs, info = {}, {}
         for name, (checkpoint, origin) in models.items():
             state = read_checkpoint(checkpoint)
             config = CRNNConfig.from_dict(state["model"])
-            macs = count_macs(CRNN(config), features.n_mels, features.frames)
+            own = FeatureConfig(**state["features"])
+            macs = count_macs(CRNN(config), own.n_mels, own.frames)
             info[name] = {"quant": state.get("quant", "none"), "origin": origin,
-                          "macs": macs + frontend_macs(config, features), "model_macs": macs}
+                          "front": f"{own.n_fft}/{own.n_mels}",
+                          "macs": macs + frontend_macs(config, own), "model_macs": macs}
             for runtime in RUNTIMES:
                 calls = runners(export_for(checkpoint, runtime, folder), runtime, audio,
                                 features.hop_length)
@@ -154,7 +161,7 @@ def main() -> None:
     print(f"{len(front)} students (the front, then --trials) of study {args.study}; "
           f"{args.repeats} interleaved repeats, 1 thread, medians; per hop = 1 s streamed in "
           f"{hops} hops / {hops}, one stream going on (steady state)")
-    header = (f"{'model':<10} {'quant':<11} {'weights':<8} {'MACs+front':>10} "
+    header = (f"{'model':<10} {'quant':<11} {'weights':<8} {'fft/mels':>8} {'MACs+front':>10} "
               f"{'TS us/hop':>9} {'ORT us/hop':>10} {'TS ms/clip':>10} {'ORT ms/clip':>11} "
               f"{'x TS':>6} {'x ORT':>6} {'ORT vs TS teacher':>17}")
     print(header)
@@ -164,7 +171,8 @@ def main() -> None:
         x_ts = hop_us("teacher", "torchscript") / ts
         x_ort = hop_us("teacher", "onnxruntime") / ort
         cross = hop_us("teacher", "torchscript") / ort
-        print(f"{name:<10} {row['quant']:<11} {row['origin']:<8} {row['macs']:>10,} "
+        print(f"{name:<10} {row['quant']:<11} {row['origin']:<8} {row['front']:>8} "
+              f"{row['macs']:>10,} "
               f"{ts:>9.1f} {ort:>10.1f} {median[name, 'torchscript', 'clip'] * 1e3:>10.3f} "
               f"{median[name, 'onnxruntime', 'clip'] * 1e3:>11.3f} {x_ts:>5.2f}x {x_ort:>5.2f}x"
               f" {cross:>16.2f}x")
@@ -175,8 +183,9 @@ def main() -> None:
                 if ratio > best[0]:
                     best = (ratio, runtime, name.split()[-1])
     if args.smallest:
-        print(f"smallest student of the space ({smallest.cnn_channels} channels, kernel "
-              f"{smallest.kernel_time} stride {smallest.stride_time}, {smallest.rnn} "
+        print(f"smallest student of the space ({cheapest.n_fft}-point FFT, {cheapest.n_mels} "
+              f"mels, {smallest.cnn_channels} channels, kernel {smallest.kernel_time} stride "
+              f"{smallest.stride_time}, {smallest.rnn} "
               f"{smallest.hidden} x {smallest.layers}): {bound[0]:.2f}x per hop ({bound[1]}), "
               "about the most any trial of this space can reach")
     if best[0]:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from kws_search.distill import TeacherOutputs, teacher_outputs
+from kws_search.errors import ConfigError
 from kws_search.evaluate import eval_features, load_eval_set
-from kws_search.features import FeatureSet, prepare_features
+from kws_search.features import FeatureSet, front_end_problem, prepare_feature_sets
 from kws_search.latency import hop_latency_us
 from kws_search.measure import (
     bootstrap_interval,
@@ -25,7 +26,8 @@ from kws_search.measure import (
     frontend_macs,
     predict_deployed,
 )
-from kws_search.objective import CrossSet, SearchContext, cross_summary
+from kws_search.objective import CrossSet, SearchContext, StudentFeatures, cross_summary
+from kws_search.search_space import load_space
 from kws_search.storage import artifact_dir_for
 from kws_search.study import RunSettings
 from kws_search.teacher import load_teacher
@@ -35,9 +37,18 @@ logger = logging.getLogger(__name__)
 CALIBRATION_CLIPS = 512
 
 def build_context(settings: RunSettings, progress: bool = True) -> SearchContext:
-    """Features, teacher, teacher outputs and calibration clips: once per worker."""
-    features = prepare_features(settings.data, settings.keyword, settings.features,
-                                settings.cache_dir, progress=progress)
+    """Features, teacher, teacher outputs and calibration clips: once per worker; and the
+    same for every front end of its own that the space lets a student choose."""
+    fronts = [c for c in load_space(settings.space).front_ends(settings.features)
+              if c != settings.features]
+    for config in fronts:
+        problem = front_end_problem(config)
+        if problem:  # the space was checked against the default hop; these are the run's
+            raise ConfigError(f"front end n_fft {config.n_fft}, n_mels {config.n_mels}: "
+                              f"{problem}")
+    features, *own = prepare_feature_sets(settings.data, settings.keyword,
+                                          [settings.features, *fronts], settings.cache_dir,
+                                          progress=progress)
     teacher, metrics = load_teacher(settings.teacher, features)
     metrics = _with_quality_interval(metrics, teacher, features)
     metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
@@ -50,12 +61,18 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]
     artifacts = _ensure_dir(settings.artifact_dir
                             or artifact_dir_for(settings.storage, settings.study))
-    cross = None
+    cross, crosses = None, {}
     if settings.cross_data is not None:
         cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
+        for config in fronts:
+            crosses[config] = replace(cross, features=eval_features(cross.eval_set, config))
+    students = {}
+    for config, student in zip(fronts, own, strict=True):
+        students[config] = StudentFeatures(student, student.train[0, pick].float(),
+                                           crosses.get(config))
     return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
                          cross, speed=settings.speed, runtime=settings.runtime,
-                         margin=settings.margin)
+                         margin=settings.margin, front_ends=students)
 
 def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
                            features: FeatureSet) -> dict[str, Any]:

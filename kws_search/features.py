@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,27 @@ class FeatureConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_front_end(self, n_fft: int, n_mels: int) -> FeatureConfig:
+        """These settings with another FFT size (and window) and number of mel bands: a
+        student's own front end over the same audio, augmented the same way."""
+        return replace(self, n_fft=n_fft, win_length=n_fft, n_mels=n_mels)
+
+
+def front_end_problem(config: FeatureConfig) -> str | None:
+    """Why a front end cannot be used (frames that do not overlap, a mel band that no FFT
+    bin falls in), or None."""
+    if config.n_fft < config.hop_length:
+        return (f"n_fft {config.n_fft} is shorter than the {config.hop_length}-sample hop, so "
+                "frames would not overlap")
+    bank = torchaudio.functional.melscale_fbanks(config.n_fft // 2 + 1, 0.0,
+                                                 config.sample_rate / 2, config.n_mels,
+                                                 config.sample_rate)
+    empty = int((bank.max(dim=0).values == 0).sum())
+    if empty:
+        return (f"{empty} of {config.n_mels} mel bands get no bin of a {config.n_fft}-point "
+                "FFT; use fewer mel bands or a longer FFT")
+    return None
 
 
 class LogMel(nn.Module):
@@ -164,13 +185,19 @@ def log_mel(audio: np.ndarray, config: FeatureConfig, batch: int = 1024) -> torc
     return torch.cat(parts)
 
 
-def augmented_log_mel(audio: np.ndarray, noise: list[np.ndarray], config: FeatureConfig,
-                      rng: np.random.Generator, batch: int = 1024) -> torch.Tensor:
-    """One augmented train copy: float16 log-mel [clips, n_mels, frames] of waveforms
-    [clips, samples]: speed, reverberation, time shift and noise, then vocal-tract warp and
-    channel colouring of the power spectrum (see kws_search.augment)."""
-    front = LogMel(config).mel
-    parts = []
+def augmented_log_mel(audio: np.ndarray, noise: list[np.ndarray],
+                      configs: list[FeatureConfig], rng: np.random.Generator,
+                      batch: int = 1024) -> list[torch.Tensor]:
+    """One augmented train copy, one float16 log-mel [clips, n_mels, frames] per front end in
+    `configs`, of waveforms [clips, samples]: speed, reverberation, time shift and noise, then
+    vocal-tract warp and channel colouring of the power spectrum (see kws_search.augment).
+
+    Every front end sees the same augmented audio and the same warp and colour draws (they
+    are drawn per clip, not per bin), so a front end computed alone equals the one computed
+    beside others, row for row."""
+    config = configs[0]  # the augmentation settings (every config shares them)
+    fronts = [LogMel(c).mel for c in configs]
+    parts: list[list[torch.Tensor]] = [[] for _ in configs]
     with torch.inference_mode():
         for start in range(0, audio.shape[0], batch):
             x = torch.from_numpy(audio[start:start + batch])
@@ -178,26 +205,30 @@ def augmented_log_mel(audio: np.ndarray, noise: list[np.ndarray], config: Featur
             x = augment.reverberate(x, config.reverb_prob, (config.rt60_low, config.rt60_high),
                                     rng, config.sample_rate)
             x = torch.from_numpy(mix_noise(x.numpy(), noise, rng, config, shift=True))
-            power = front.spectrogram(x)  # [clips, bins, frames]
-            power = augment.warp_frequencies(power, config.vtlp, rng)
-            power = augment.colour(power, config.colour_prob, rng, config.sample_rate)
-            parts.append(torch.log(front.mel_scale(power).clamp(min=1e-9, max=1e9)).half())
-    if not parts:
-        return torch.zeros(0, config.n_mels, config.frames, dtype=torch.float16)
-    return torch.cat(parts)
+            draws = rng.bit_generator.state
+            for front, out in zip(fronts, parts, strict=True):
+                rng.bit_generator.state = draws
+                power = front.spectrogram(x)  # [clips, bins, frames]
+                power = augment.warp_frequencies(power, config.vtlp, rng)
+                power = augment.colour(power, config.colour_prob, rng, config.sample_rate)
+                out.append(torch.log(front.mel_scale(power).clamp(min=1e-9, max=1e9)).half())
+    return [torch.cat(out) if out else torch.zeros(0, c.n_mels, c.frames, dtype=torch.float16)
+            for c, out in zip(configs, parts, strict=True)]
 
 
-def compute_features(index: DatasetIndex, config: FeatureConfig,
-                     progress: bool = True) -> FeatureSet:
-    """Read, mix and transform every clip of `index` (the slow path behind the cache)."""
-    noise = load_noise(index, config.sample_rate)
-    steps = config.train_variants + 2
+def compute_features(index: DatasetIndex, configs: list[FeatureConfig],
+                     progress: bool = True) -> list[FeatureSet]:
+    """Read, mix and transform every clip of `index` once, into one feature set per front end
+    of `configs` (the slow path behind the cache)."""
+    noise = load_noise(index, configs[0].sample_rate)
+    steps = configs[0].train_variants + 2
     with tqdm(total=steps + 3, desc="features", disable=not progress, unit="step") as bar:
-        return _compute(index, config, noise, bar)
+        return _compute(index, configs, noise, bar)
 
 
-def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray],
-             bar: tqdm) -> FeatureSet:
+def _compute(index: DatasetIndex, configs: list[FeatureConfig], noise: list[np.ndarray],
+             bar: tqdm) -> list[FeatureSet]:
+    config = configs[0]  # reading, mixing and augmenting: the same for every front end
     loaded = {}
     skipped: dict[str, list[str]] = {}
     for split in ("train", "validation", "test"):
@@ -210,21 +241,24 @@ def _compute(index: DatasetIndex, config: FeatureConfig, noise: list[np.ndarray]
     train_words = torch.tensor([index.words.index(rel.split("/")[0])
                                 for rel, _ in index.splits["train"] if rel not in left_out],
                                dtype=torch.int64)
-    out: dict[str, torch.Tensor] = {}
+    fixed: dict[str, list[torch.Tensor]] = {}
     for k, split in enumerate(("validation", "test")):
         rng = np.random.default_rng([config.seed, 1000 + k])
         bar.set_postfix_str(f"log-mel {split}")
-        out[split] = log_mel(mix_noise(loaded[split][0], noise, rng, config, shift=False), config)
+        noisy = mix_noise(loaded[split][0], noise, rng, config, shift=False)
+        fixed[split] = [log_mel(noisy, c) for c in configs]
         bar.update()
     variants = []
     for v in range(config.train_variants):
         rng = np.random.default_rng([config.seed, v])
         bar.set_postfix_str(f"log-mel train copy {v + 1}")
-        variants.append(augmented_log_mel(loaded["train"][0], noise, config, rng))
+        variants.append(augmented_log_mel(loaded["train"][0], noise, configs, rng))
         bar.update()
-    return FeatureSet(config, index.fingerprint, index.keyword, torch.stack(variants),
-                      loaded["train"][1], out["validation"], loaded["validation"][1],
-                      out["test"], loaded["test"][1], train_words)
+    return [FeatureSet(c, index.fingerprint, index.keyword,
+                       torch.stack([copy[i] for copy in variants]), loaded["train"][1],
+                       fixed["validation"][i], loaded["validation"][1], fixed["test"][i],
+                       loaded["test"][1], train_words)
+            for i, c in enumerate(configs)]
 
 
 def cache_key(fingerprint: str, config: FeatureConfig) -> str:
@@ -256,15 +290,30 @@ def load_features_file(path: Path) -> FeatureSet:
 def prepare_features(root: Path | str, keyword: str, config: FeatureConfig,
                      cache_dir: Path | str, progress: bool = True) -> FeatureSet:
     """Features for a dataset folder, from the cache when the fingerprint and settings match."""
+    return prepare_feature_sets(root, keyword, [config], cache_dir, progress)[0]
+
+
+def prepare_feature_sets(root: Path | str, keyword: str, configs: list[FeatureConfig],
+                         cache_dir: Path | str, progress: bool = True) -> list[FeatureSet]:
+    """One feature set per config (front ends over the same augmented audio), each from its
+    cache when there is one; the missing ones are computed together, in one pass."""
     index = scan_dataset(root, keyword)
-    path = Path(cache_dir) / f"features-{cache_key(index.fingerprint, config)}.pt"
-    if path.is_file():
-        try:
-            logger.info("loading cached features %s", path)
-            return load_features_file(path)
-        except Exception as exc:  # a truncated or foreign file: rebuild it
-            logger.warning("feature cache %s unreadable (%s); recomputing", path, exc)
-    logger.info("computing features for %s (keyword %r)", index.root, keyword)
-    features = compute_features(index, config, progress)
-    save_features(features, path)
-    return features
+    paths = [Path(cache_dir) / f"features-{cache_key(index.fingerprint, c)}.pt"
+             for c in configs]
+    sets: list[FeatureSet | None] = [None] * len(configs)
+    for i, path in enumerate(paths):
+        if path.is_file():
+            try:
+                logger.info("loading cached features %s", path)
+                sets[i] = load_features_file(path)
+            except Exception as exc:  # a truncated or foreign file: rebuild it
+                logger.warning("feature cache %s unreadable (%s); recomputing", path, exc)
+    missing = [i for i, found in enumerate(sets) if found is None]
+    if missing:
+        logger.info("computing features for %s (keyword %r, %d front ends)", index.root,
+                    keyword, len(missing))
+        computed = compute_features(index, [configs[i] for i in missing], progress)
+        for i, features in zip(missing, computed, strict=True):
+            save_features(features, paths[i])
+            sets[i] = features
+    return sets  # type: ignore[return-value]

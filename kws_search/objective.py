@@ -11,7 +11,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from kws_search.checkpoint import save_checkpoint
 from kws_search.distill import TeacherOutputs
+from kws_search.errors import KwsSearchError
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.fidelity import RUNG_PREFIX, RungJudge
@@ -37,7 +38,7 @@ from kws_search.quantize import (
     state_dict_bytes,
     stored_bytes,
 )
-from kws_search.search_space import SearchSpace
+from kws_search.search_space import FrontEnd, SearchSpace
 from kws_search.teacher import measure_model
 from kws_search.train import NonFiniteLoss, train
 
@@ -82,10 +83,33 @@ class SearchContext:
     speed: str = "macs"  # whole-pipeline MACs, "model-macs" (networks only) or "latency"
     runtime: str = "onnxruntime"  # where "latency" measures (teacher_metrics["hop_us"] too)
     margin: float = QUALITY_MARGIN  # the bar, as a multiple of the teacher's validation quality
+    # students' own front ends (the space's `front_end`): their features, calibration clips
+    # and cross-engine clips, by feature settings; the teacher's own are the fields above
+    front_ends: dict[FeatureConfig, StudentFeatures] = field(default_factory=dict)
 
     @property
     def quality_bar(self) -> float:
         return self.margin * self.teacher_metrics["val_quality"]
+
+    def student_features(self, front_end: FrontEnd) -> StudentFeatures:
+        """What a student with `front_end` trains, calibrates and is scored on."""
+        config = front_end.features(self.features.config)
+        if config == self.features.config:
+            return StudentFeatures(self.features, self.calibration, self.cross)
+        if config not in self.front_ends:
+            raise KwsSearchError(f"no features for front end n_fft {config.n_fft}, n_mels "
+                                 f"{config.n_mels}; this worker was built for another space")
+        return self.front_ends[config]
+
+
+@dataclass(frozen=True)
+class StudentFeatures:
+    """A front end's features over the same train copies as the teacher's, its calibration
+    clips (the same clips) and its cross-engine clips (None without --cross-data)."""
+
+    features: FeatureSet
+    calibration: torch.Tensor
+    cross: CrossSet | None
 
 
 def feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -99,13 +123,14 @@ def make_objective(context: SearchContext, space: SearchSpace,
                    ) -> Callable[[optuna.Trial], tuple[float, float, float]]:
     """The trial function for `study.optimize`; `after_epoch()` runs after every training epoch
     (an exception it raises ends the trial there)."""
-    features = context.features
     teacher = context.teacher_metrics
     rungs = space.rungs
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         config = space.sample(trial)
-        # students read the features the teacher was trained on (an imported one may differ)
+        # the teacher's features (an imported teacher's may differ), or the student's own
+        own = context.student_features(config.front_end)
+        features = own.features
         config = replace(config, model=replace(config.model, n_mels=features.config.n_mels))
         start = time.perf_counter()
         # speed-up and compression follow from the architecture alone: known before training,
@@ -115,7 +140,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
         if context.speed == "model-macs":  # the seeds' measure: the networks alone
             size["speedup"] = size["model_speedup"]
         if context.speed == "latency":  # measured on the untrained model: weights do not count
-            probe = _calibrated_probe(config.model, config.quant, context.calibration)
+            probe = _calibrated_probe(config.model, config.quant, own.calibration)
             size["hop_us"] = hop_latency_us(probe, config.quant, features.config,
                                             context.runtime)
             size["speedup"] = teacher["hop_us"] / size["hop_us"]
@@ -145,7 +170,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
                             - context.quality_bar)
             raise
-        calibrated = calibrate(student, config.quant, context.calibration)
+        calibrated = calibrate(student, config.quant, own.calibration)
         deployed = convert(calibrated, config.quant)
         train_seconds = time.perf_counter() - start
         measures = measure_model(deployed, float_twin, features)
@@ -162,14 +187,14 @@ def make_objective(context: SearchContext, space: SearchSpace,
         })
         speedup, compression = size["speedup"], size["compression"]
         measures.update(latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
-        if context.cross is not None:  # recorded only: never an objective or the constraint
-            cross = cross_summary(deployed, context.cross, threshold)
+        if own.cross is not None:  # recorded only: never an objective or the constraint
+            cross = cross_summary(deployed, own.cross, threshold)
             measures.update({f"cross_{k}": v for k, v in cross.items()})
         for key, value in measures.items():
             trial.set_user_attr(key, value)
         _set_constraint(trial, quality - context.quality_bar)
         if context.artifact_dir is not None:
-            _attach_checkpoint(trial, context, calibrated, config, measures)
+            _attach_checkpoint(trial, context, features, calibrated, config, measures)
         return quality, speedup, compression
 
     return objective
@@ -216,10 +241,9 @@ def _set_constraint(trial: optuna.Trial, violation: float) -> None:
     storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, [violation])
 
 
-def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, model: torch.nn.Module,
-                       config: Any, measures: dict[str, Any]) -> None:
+def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, features: FeatureSet,
+                       model: torch.nn.Module, config: Any, measures: dict[str, Any]) -> None:
     """Save the student (its calibrated float form) as a checkpoint; attach it to the trial."""
-    features = context.features
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial-{trial.number}.pt"
         save_checkpoint(path, model, kind="student", model_config=config.model,

@@ -6,6 +6,11 @@ either a fixed scalar or a distribution in Optuna's short form, e.g.
 `{type: int, low: 8, high: 64, step: 8}`, `{type: float, low: 1e-3, high: 1e-2, log: true}`,
 `{type: categorical, choices: [gru, rnn]}`. Optuna parameter names are the bare field names.
 
+An optional `front_end` section gives students a front end of their own: `n_fft` (the FFT size
+and window) and `n_mels`, each fixed or `{type: categorical, choices: [...]}`; every combination
+is one more feature cache over the same augmented audio (so the teacher's cached outputs still
+match row for row), computed once, together. Without it students read the teacher's features.
+
 An optional `fidelity` section (fixed values only) sets multi-fidelity training: `rungs`, the
 epochs at which students are compared and the ones behind are stopped, and `keep`, the share
 that goes on (see `kws_search.fidelity`).
@@ -24,13 +29,30 @@ from optuna.distributions import BaseDistribution, distribution_to_json, json_to
 
 from kws_search.distill import DistillConfig
 from kws_search.errors import KwsSearchError, yaml_problem
+from kws_search.features import FeatureConfig, front_end_problem
 from kws_search.fidelity import Rungs
 from kws_search.models import CRNNConfig
 from kws_search.quantize import QUANT_MODES
 from kws_search.train import TrainConfig
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-SECTIONS: dict[str, type] = {"model": CRNNConfig, "distill": DistillConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A student's own front end; 0 keeps the teacher's value."""
+
+    n_fft: int = 0
+    n_mels: int = 0
+
+    def features(self, teacher: FeatureConfig) -> FeatureConfig:
+        """The student's feature settings: the teacher's, with this FFT size and mel bands."""
+        return teacher.with_front_end(self.n_fft or teacher.n_fft,
+                                      self.n_mels or teacher.n_mels)
+
+
+SECTIONS: dict[str, type] = {"model": CRNNConfig, "distill": DistillConfig, "train": TrainConfig,
+                             "front_end": FrontEnd}
 QUANT_KEYS = ("mode",)
 FIDELITY_KEYS = {"rungs": "epochs", "keep": "keep", "min_peers": "min_peers"}  # file -> Rungs
 ALL_SECTIONS = sorted([*SECTIONS, "quant", "fidelity"])
@@ -51,6 +73,7 @@ class TrialConfig:
     distill: DistillConfig
     train: TrainConfig
     quant: str
+    front_end: FrontEnd = FrontEnd()
 
 
 @dataclass(frozen=True)
@@ -77,7 +100,20 @@ class SearchSpace:
             raise SearchSpaceError("model.bidirectional: students stream, so they are "
                                    "unidirectional; only a teacher may be bidirectional")
         return TrialConfig(CRNNConfig(**section("model")), DistillConfig(**section("distill")),
-                           TrainConfig(**section("train")), quant)
+                           TrainConfig(**section("train")), quant,
+                           FrontEnd(**section("front_end")))
+
+    def front_ends(self, teacher: FeatureConfig) -> list[FeatureConfig]:
+        """Every front end a student of this space may read, the teacher's own first when a
+        student may read it (one feature cache each)."""
+        given = self.sections.get("front_end", {})
+
+        def choices(key: str) -> list[int]:
+            value = given.get(key, 0)
+            return list(value.choices) if isinstance(value, BaseDistribution) else [value]
+        configs = [FrontEnd(n_fft, n_mels).features(teacher)
+                   for n_fft in choices("n_fft") for n_mels in choices("n_mels")]
+        return sorted(set(configs), key=lambda c: c != teacher)
 
     def identity(self) -> dict[str, Any]:
         """What the space searches, independent of formatting and comments (JSON-ready)."""
@@ -185,6 +221,7 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
                 sections[sec][key] = _check_scalar(where, sec, key, value)
     space = SearchSpace(name, sections, text)
     _check_buildable(space)
+    _check_front_ends(space)
     return space
 
 
@@ -206,6 +243,20 @@ def _check_buildable(space: SearchSpace) -> None:
     repeated = {k for sec in searched for k in sec}
     if len(repeated) != sum(len(sec) for sec in searched):
         raise SearchSpaceError(f"{space.name}: a key appears in two sections")
+
+
+def _check_front_ends(space: SearchSpace) -> None:
+    """Front ends are feature caches: only listed choices, each one usable."""
+    for key, value in space.sections.get("front_end", {}).items():
+        if isinstance(value, BaseDistribution) and not isinstance(
+                value, optuna.distributions.CategoricalDistribution):
+            raise SearchSpaceError(f"{space.name}: front_end.{key}: each value is a feature "
+                                   "cache, so list them: {type: categorical, choices: [...]}")
+    for config in space.front_ends(FeatureConfig()):
+        problem = front_end_problem(config)
+        if problem:
+            raise SearchSpaceError(f"{space.name}: front_end n_fft {config.n_fft}, n_mels "
+                                   f"{config.n_mels}: {problem}")
 
 
 def load_space(path_or_name: Path | str) -> SearchSpace:

@@ -71,11 +71,24 @@ def test_augmented_copies_differ_from_plain_features_but_repeat_for_a_seed():
     rng_audio = np.random.default_rng(5)
     audio = (rng_audio.standard_normal((8, SR)) * 0.1).astype(np.float32)
     config = FeatureConfig()
-    a = augmented_log_mel(audio, [], config, np.random.default_rng(6))
-    b = augmented_log_mel(audio, [], config, np.random.default_rng(6))
+    [a] = augmented_log_mel(audio, [], [config], np.random.default_rng(6))
+    [b] = augmented_log_mel(audio, [], [config], np.random.default_rng(6))
     plain = log_mel(audio, config)
     assert a.shape == plain.shape and torch.equal(a, b)
     assert not torch.equal(a, plain)
     off = FeatureConfig(speed=0.0, reverb_prob=0.0, vtlp=0.0, colour_prob=0.0, max_shift=0.0)
-    assert torch.allclose(augmented_log_mel(audio, [], off, np.random.default_rng(6)).float(),
-                          plain.float(), atol=1e-2)
+    [quiet] = augmented_log_mel(audio, [], [off], np.random.default_rng(6))
+    assert torch.allclose(quiet.float(), plain.float(), atol=1e-2)
+
+
+def test_a_student_front_end_alone_equals_it_beside_the_teachers():
+    """Students distil from teacher outputs cached per train copy, so a student's own front
+    end must see the very same augmented copies, whether computed alone or in one pass."""
+    audio = (np.random.default_rng(7).standard_normal((6, SR)) * 0.1).astype(np.float32)
+    teacher = FeatureConfig()
+    student = teacher.with_front_end(160, 16)
+    both = augmented_log_mel(audio, [], [teacher, student], np.random.default_rng(8))
+    [alone] = augmented_log_mel(audio, [], [student], np.random.default_rng(8))
+    assert both[1].shape == (6, 16, teacher.frames) and torch.equal(both[1], alone)
+    [teacher_alone] = augmented_log_mel(audio, [], [teacher], np.random.default_rng(8))
+    assert torch.equal(both[0], teacher_alone)

@@ -1,9 +1,20 @@
-"""The search context: cross-engine clips are scored for the record and never decide anything."""
+"""The search context: cross-engine clips are scored for the record and never decide anything;
+students may read a front end of their own."""
 
 from __future__ import annotations
 
+from optuna.trial import TrialState
+
+from kws_search.checkpoint import read_checkpoint
 from kws_search.commands.run import print_front
+from kws_search.features import FeatureConfig
+from kws_search.latency import probe_audio
+from kws_search.measure import frontend_macs
+from kws_search.models import CRNNConfig
+from kws_search.onnx_export import OnnxStream, export_onnx
 from kws_search.report import write_report
+from kws_search.search_space import load_space
+from kws_search.select import fetch_checkpoint
 from kws_search.study import feasible_front
 from kws_search.workers import run_search
 
@@ -42,3 +53,28 @@ def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_st
     printed = capsys.readouterr().out
     assert f"teacher on {cross.resolve()}: quality" in printed
     assert "cross_quality" in printed and "val 90% CI" in printed
+
+
+def test_students_may_read_a_front_end_of_their_own(tiny_data, tiny_teacher, tmp_path,
+                                                    tiny_settings):
+    """A space's `front_end` gives students their own FFT size and mel bands over the same
+    train copies: their sizes count that front end, and their checkpoints and exports carry
+    it."""
+    space = tmp_path / "own.yaml"
+    space.write_text(load_space("tiny").text + "front_end:\n"
+                     "  n_fft: {type: categorical, choices: [400, 200]}\n  n_mels: 16\n")
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=4)
+    study = run_search(settings, progress=False)
+    trials = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert {t.params["n_fft"] for t in trials} == {400, 200}  # the seeds read 400
+    teacher = FeatureConfig(**read_checkpoint(tiny_teacher)["features"])
+    for trial in trials:
+        own = teacher.with_front_end(trial.params["n_fft"], 16)
+        path = fetch_checkpoint(study, trial, tmp_path / f"trial{trial.number}.pt")
+        state = read_checkpoint(path)
+        assert FeatureConfig(**state["features"]) == own and state["model"]["n_mels"] == 16
+        config = CRNNConfig.from_dict(state["model"])
+        assert trial.user_attrs["frontend_macs"] == frontend_macs(config, own)
+        onnx_file, info = export_onnx(path, tmp_path / f"trial{trial.number}.onnx")
+        assert info["features"]["n_fft"] == trial.params["n_fft"]
+        assert OnnxStream(onnx_file)(probe_audio(own)).size > 0

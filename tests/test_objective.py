@@ -12,6 +12,7 @@ from optuna.trial import TrialState, create_trial
 
 from kws_search import objective as objective_module
 from kws_search.distill import teacher_outputs
+from kws_search.errors import KwsSearchError
 from kws_search.measure import count_macs, frames_read, frontend_frame_macs
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.objective import (
@@ -145,3 +146,11 @@ def test_latency_speed_is_measured_per_hop_in_the_runtime(tiny_features, outputs
 def test_model_macs_speed_is_the_networks_alone(tiny_features, outputs):
     trial = run_one(context_for(tiny_features, outputs, 1.0, speed="model-macs"))
     assert trial.values[1] == TEACHER["macs"] / trial.user_attrs["macs"]
+
+
+def test_a_front_end_the_worker_has_no_features_for_is_refused(tiny_features, outputs):
+    study = optuna.create_study(directions=list(DIRECTIONS))
+    space = parse_space(FIXED.replace("n_mels: 64}", "}") + "front_end: {n_fft: 200}\n")
+    objective = make_objective(context_for(tiny_features, outputs, 1.0), space)
+    with pytest.raises(KwsSearchError, match="no features for front end n_fft 200, n_mels 40"):
+        study.optimize(objective, n_trials=1)

@@ -8,6 +8,7 @@ import optuna
 import pytest
 import torch
 
+from kws_search.features import FeatureConfig
 from kws_search.models import CRNN
 from kws_search.search_space import SPACES_DIR, SearchSpaceError, load_space, parse_space
 
@@ -41,6 +42,12 @@ def test_load_by_name():
     ("model: {hidden: [1, 2", "not valid YAML"),
     ("", "empty"),
     ("model: 3", "must be a mapping"),
+    ("front_end: {n_fft: {type: int, low: 160, high: 400}}", "front_end.n_fft: each value is "
+                                                              "a feature cache, so list them"),
+    ("front_end: {n_fft: 160, n_mels: 40}", "n_fft 160, n_mels 40: 1 of 40 mel bands get no "
+                                            "bin of a 160-point FFT"),
+    ("front_end: {n_fft: 128}", "n_fft 128 is shorter than the 160-sample hop"),
+    ("model: {n_mels: 20}\nfront_end: {n_mels: 16}", "a key appears in two sections"),
 ])
 def test_bad_spaces_name_the_key(text, match):
     with pytest.raises(SearchSpaceError, match=match):
@@ -50,3 +57,16 @@ def test_bad_spaces_name_the_key(text, match):
 def test_missing_space_lists_available():
     with pytest.raises(SearchSpaceError, match="default"):
         load_space("no-such-space")
+
+
+def test_front_ends_are_the_teachers_first_then_every_combination():
+    space = parse_space("front_end: {n_fft: {type: categorical, choices: [200, 400]}, "
+                        "n_mels: {type: categorical, choices: [16, 40]}}")
+    teacher = FeatureConfig()
+    fronts = space.front_ends(teacher)
+    assert fronts[0] == teacher and len(fronts) == 4
+    assert {(c.n_fft, c.win_length, c.n_mels) for c in fronts} == {
+        (400, 400, 40), (400, 400, 16), (200, 200, 40), (200, 200, 16)}
+    # everything but the FFT and mel bands stays the teacher's (augmentation, hop, seed)
+    assert {c.with_front_end(400, 40) for c in fronts} == {teacher}
+    assert load_space("tiny").front_ends(teacher) == [teacher]  # no section: the teacher's
