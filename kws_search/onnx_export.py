@@ -6,12 +6,14 @@ the keyword probability and the next state as outputs. The caller keeps the stat
 hidden in the runtime. Inputs, in order:
 
 - audio [block_samples]: the next block of 16 kHz samples.
-- tail [n_fft - hop]: the samples before it, which the block's first frames overlap.
-- frames [n_mels, kernel_time - stride_time] (only when the kernel is longer than the stride):
-  log-mel frames of earlier blocks the conv still reads.
+- tail [n_fft - hop] (only when the FFT is longer than the hop): the samples before it, which
+  the block's first frames overlap.
+- frames [1, 1, n_mels, kernel_time - stride_time] (only when the kernel is longer than the
+  stride): log-mel frames of earlier blocks the conv still reads; [1, 1, kernel_time -
+  stride_time, n_mels] (time-major) when the FFT is as long as the hop.
 - hidden [layers, 1, hidden]: the RNN state.
-- outputs [window, hidden], energies [window], valid [window]: the attention window, oldest
-  first; `valid` marks the slots that hold a step.
+- window [window, 1 + classes]: the attention window, oldest first; per step its attention
+  weight exp(energy) and that weight times the step's class logits (an empty slot is zeros).
 
 Outputs: prob [] and the next value of each state, named `next_<state>`, in the same order.
 Every state starts as zeros. The block grid is set so that each block ends exactly where an RNN
@@ -61,7 +63,7 @@ EXACT_MODES = ("none", "float16")  # the rest fall back to weight-only int8 (mod
 # constant folding at export: only nodes with inputs up to FOLD_INPUTS elements (scalars and
 # shapes), and results up to FOLD_OUTPUTS; weights and the DFT basis stay as stored/computed
 FOLD_INPUTS, FOLD_OUTPUTS = 16, 256
-MASKED = -1e9  # attention energy of an empty window slot: weight exp(-1e9) = 0
+ENERGY_LIMIT = 40.0  # exp(+-40) and sums of 100 of them stay well inside float32
 NO_PROBS = np.zeros(0, np.float32)  # what a chunk that completes no step returns
 
 
@@ -81,20 +83,32 @@ def stream_layout(config: CRNNConfig, features: FeatureConfig) -> dict[str, int]
 
 
 class BlockStep(nn.Module):
-    """One RNN step of the streaming model from one block of audio, all state explicit."""
+    """One RNN step of the streaming model from one block of audio, all state explicit.
+
+    Written for a short graph (each ONNX Runtime node costs about 0.3 us a call, whatever its
+    size): the attention window keeps, per step, its weight exp(energy) and that weight times
+    the step's class logits, not the step's output. The classifier is linear and the softmax
+    weights sum to one, so the pooled logits are the weighted logits' sum over the weights' sum:
+    the same numbers, with an empty slot (all zeros) weighing nothing. A plain RNN is written
+    out as two products and a tanh per layer.
+    """
 
     def __init__(self, model: CRNN, features: FeatureConfig, window: int,
                  conv_qparams: tuple[tuple[float, int], tuple[float, int]] | None = None,
                  ) -> None:
         super().__init__()
         c = model.config
-        self.model = model.eval()
+        self.model = model.eval()  # the export's own copy (onnx_weights)
+        # one step of one stream is the same either way, and batch-second has no Transposes
+        model.rnn.batch_first = False
         self.conv_qparams = conv_qparams  # static int8 conv: (scale, zero point) in and out
         self.n_fft, self.hop = features.n_fft, features.hop_length
         self.need = min(c.kernel_time, c.stride_time)  # frames of this block the conv reads
         self.carry = c.kernel_time - self.need  # frames of earlier blocks it reads
         self.stride = c.stride_time
         self.window = window
+        self.time_major = self.n_fft == self.hop  # frames do not overlap
+        self.energy_limit = _energy_limit(model)
         mel = LogMel(features, center=False).mel
         self.register_buffer("mel_matrix", mel.mel_scale.fb.clone())  # [bins, n_mels]
 
@@ -108,63 +122,109 @@ class BlockStep(nn.Module):
         return window[:, None] * torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
 
     def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
-        """The frames the conv reads from tail + block samples -> log-mel [n_mels, need].
+        """The frames the conv reads from tail + block samples -> log-mel [1, 1, n_mels, need],
+        or [1, 1, need, n_mels] when the frames do not overlap (`time_major`).
 
-        Framing and the windowed DFT are one strided convolution with the basis as kernels."""
+        Overlapping frames: framing and the windowed DFT are one strided convolution with the
+        basis as kernels. Frames that do not overlap (an FFT as long as the hop) are the block
+        itself reshaped, and the DFT one matrix product (about twice as fast as the conv)."""
         first = (self.stride - self.need) * self.hop  # the frames before it are never read
-        kernels = self.basis().transpose(0, 1).unsqueeze(1)  # [2 * bins, 1, n_fft]
-        spectrum = torch.nn.functional.conv1d(samples[first:][None, None], kernels,
-                                              stride=self.hop)[0]  # [2 * bins, need]
+        mel = self.mel_matrix.transpose(0, 1)
         # power and mel in one product: the mel matrix applied to cos and sin parts squared
         # (the doubled matrix is folded when the session loads)
-        mel = self.mel_matrix.transpose(0, 1)
-        energy = torch.cat([mel, mel], dim=1) @ spectrum.square()
+        doubled = torch.cat([mel, mel], dim=1)  # [n_mels, 2 * bins]
+        if self.time_major:
+            frames = samples[first:].reshape(1, 1, self.need, self.n_fft)
+            energy = (frames @ self.basis()).square() @ doubled.transpose(0, 1)
+        else:
+            kernels = self.basis().transpose(0, 1).unsqueeze(1)  # [2 * bins, 1, n_fft]
+            spectrum = torch.nn.functional.conv1d(samples[first:][None, None], kernels,
+                                                  stride=self.hop)  # [1, 2 * bins, need]
+            energy = doubled[None, None] @ spectrum.square()
         return torch.log(energy.clamp(min=1e-9, max=1e9))
 
-    def forward(self, audio: torch.Tensor, tail: torch.Tensor, *state: torch.Tensor,
-                ) -> tuple[torch.Tensor, ...]:
-        frames = state[0] if self.carry else None
-        hidden, outputs, energies, valid = state[1:] if self.carry else state
-        samples = torch.cat([tail, audio])
+    def forward(self, audio: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        named = dict(zip(self.state_shapes(), state, strict=True))
+        tail, frames = named.get("tail"), named.get("frames")
+        samples = audio if tail is None else torch.cat([tail, audio])
         mel = self.log_mel(samples)
-        window = torch.cat([frames, mel], dim=1) if frames is not None else mel
-        column = self._conv(window[None, None])  # [1, channels, freq, 1]
-        out, hidden, energy = self._step(column.reshape(1, 1, -1), hidden)
-        outputs = torch.cat([outputs[1:], out])
-        energies = torch.cat([energies[1:], energy])
-        valid = torch.cat([valid[1:], torch.ones(1)])
-        weights = torch.softmax(energies + (1 - valid) * MASKED, dim=0)
-        logits = self.model.classifier(weights[None] @ outputs)[0]
+        time_axis = 2 if self.time_major else 3
+        columns = mel if frames is None else torch.cat([frames, mel], dim=time_axis)
+        conv = self._conv(columns)  # [1, channels, freq, 1] ([1, channels, 1, freq])
+        out, hidden = self._rnn(conv.reshape(1, -1), named["hidden"])
+        energy = self.model.attention.energy(out)  # [1, 1]
+        if self.energy_limit is not None:
+            energy = energy.clamp(-self.energy_limit, self.energy_limit)
+        weight = torch.exp(energy)
+        row = torch.cat([weight, weight * self.model.classifier(out)], dim=1)  # [1, 1 + classes]
+        window = torch.cat([named["window"][1:], row])
+        total = window.sum(dim=0)
+        logits = total[1:] / total[:1]
         prob = torch.softmax(logits, dim=0)[KEYWORD_CLASS]
-        next_state = [samples[samples.size(0) - tail.size(0):]]
+        next_state = []
+        if tail is not None:
+            next_state.append(samples[samples.size(0) - tail.size(0):])
         if frames is not None:
-            next_state.append(window[:, window.size(1) - frames.size(1):])
-        return (prob, *next_state, hidden, outputs, energies, valid)
+            next_state.append(columns.narrow(time_axis, columns.size(time_axis)
+                                             - frames.size(time_axis), frames.size(time_axis)))
+        return (prob, *next_state, hidden, window)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        """The conv; a static int8 one rounds its input and output to uint8 as PyTorch's does."""
-        if self.conv_qparams is None:
-            return self.model.conv(x)
-        (in_scale, in_zero), (out_scale, out_zero) = self.conv_qparams
-        x = torch.fake_quantize_per_tensor_affine(x, in_scale, in_zero, 0, 255)
-        return torch.fake_quantize_per_tensor_affine(self.model.conv(x), out_scale, out_zero,
-                                                      0, 255)
+        """The conv (on time-major frames, with its kernel and stride transposed to match); a
+        static int8 one rounds its input and output to uint8 as PyTorch's does."""
+        if self.conv_qparams is not None:
+            in_scale, in_zero = self.conv_qparams[0]
+            x = torch.fake_quantize_per_tensor_affine(x, in_scale, in_zero, 0, 255)
+        conv = self.model.conv
+        if self.time_major:
+            x = nn.functional.conv2d(x, conv.weight.transpose(2, 3), conv.bias,
+                                     stride=conv.stride[::-1])
+        else:
+            x = conv(x)
+        if self.conv_qparams is not None:
+            out_scale, out_zero = self.conv_qparams[1]
+            x = torch.fake_quantize_per_tensor_affine(x, out_scale, out_zero, 0, 255)
+        return x
 
-    def _step(self, x: torch.Tensor, hidden: torch.Tensor,
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out, hidden = self.model.rnn(x, hidden)
-        out = out[0]  # [1, hidden]
-        return out, hidden, self.model.attention.energy(out)[:, 0]
+    def _rnn(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the RNN: input [1, rnn_input], state [layers, 1, hidden] -> output
+        [1, hidden] and the next state. A GRU is ONNX's GRU node; a plain RNN is written out
+        (the exporter's own form of it is a dozen shape nodes longer)."""
+        rnn = self.model.rnn
+        if isinstance(rnn, nn.GRU):
+            out, hidden = rnn(x.unsqueeze(0), hidden)
+            return out[0], hidden
+        states = []
+        for layer in range(rnn.num_layers):
+            h = hidden.reshape(1, -1) if rnn.num_layers == 1 else hidden[layer]
+            x = torch.tanh(nn.functional.linear(x, getattr(rnn, f"weight_ih_l{layer}"),
+                                                getattr(rnn, f"bias_ih_l{layer}"))
+                           + nn.functional.linear(h, getattr(rnn, f"weight_hh_l{layer}"),
+                                                  getattr(rnn, f"bias_hh_l{layer}")))
+            states.append(x)
+        return x, torch.stack(states)
 
     def state_shapes(self) -> dict[str, list[int]]:
         """Name -> shape of every state input, in graph order (all start as zeros)."""
         c = self.model.config
-        shapes = {"tail": [self.n_fft - self.hop]}
+        shapes = {}
+        if self.n_fft > self.hop:
+            shapes["tail"] = [self.n_fft - self.hop]
         if self.carry:
-            shapes["frames"] = [c.n_mels, self.carry]
-        shapes.update(hidden=list(self.model.state_shape), outputs=[self.window, c.hidden],
-                      energies=[self.window], valid=[self.window])
+            shapes["frames"] = ([1, 1, self.carry, c.n_mels] if self.time_major
+                                else [1, 1, c.n_mels, self.carry])
+        shapes.update(hidden=list(self.model.state_shape), window=[self.window, 1 + c.n_classes])
         return shapes
+
+
+def _energy_limit(model: CRNN) -> float | None:
+    """None when no attention energy can pass +-ENERGY_LIMIT (so exp(energy) is safe in float);
+    otherwise the limit, which the graph then clamps energies to.
+
+    The last energy layer reads a tanh, so |energy| <= sum |weights| + |bias|."""
+    last = model.attention.energy[-1]
+    bound = float(last.weight.detach().abs().sum() + last.bias.detach().abs().sum())
+    return None if bound <= ENERGY_LIMIT else ENERGY_LIMIT
 
 
 def onnx_weights(calibrated: CRNN, quant: str,
@@ -357,6 +417,10 @@ class OnnxStream:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # without QDQ fusion ONNX Runtime folds the int8 modes' DequantizeLinear of weights
+        # when it loads (with it, every call dequantizes them again: 1 us per hop for a small
+        # qat student); the static conv's roundings then run as float ops: the same numbers
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -401,12 +465,13 @@ class OnnxStream:
         self.turn = 1 - self.turn
         self.blocks += 1
         if self.blocks <= self.warmup:  # hidden and the window stay empty
-            for array in self.buffers[self.turn][-4:]:
+            for array in self.buffers[self.turn][-2:]:
                 array.fill(0)
         return float(self.prob)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        if type(chunk) is not np.ndarray or chunk.ndim != 1:  # else the copy below converts
+            chunk = np.asarray(chunk, np.float32).reshape(-1)
         end = self.filled + chunk.size
         if end < self.block:  # the common 10 ms hop: copy its samples, nothing more
             self.pending[self.filled:end] = chunk

@@ -26,16 +26,25 @@ HOP = FEATURES.hop_length
 # shorter (frames between windows never computed, leading zeros instead of warm-up)
 OVERLAPPING = CRNNConfig(cnn_channels=3, kernel_time=20, stride_time=8, hidden=6, layers=2)
 SKIPPING = CRNNConfig(cnn_channels=3, kernel_time=8, stride_time=14, hidden=6, layers=1)
+# a student's own front end whose FFT is as long as the hop: frames that do not overlap, no
+# tail, time-major frames and conv; with a plain RNN of two layers written out, and 3 classes
+OWN = FeatureConfig(n_fft=160, win_length=160, n_mels=16)
+OWN_OVERLAPPING = CRNNConfig(n_mels=16, cnn_channels=2, kernel_freq=4, kernel_time=12,
+                             stride_freq=3, stride_time=9, rnn="rnn", hidden=5, layers=2,
+                             n_classes=3)
+OWN_SKIPPING = CRNNConfig(n_mels=16, cnn_channels=2, kernel_freq=7, kernel_time=6, stride_freq=4,
+                          stride_time=15, rnn="rnn", hidden=7, layers=1)
 EXACT_TOL = 1e-5  # float and float16: the same numbers up to float rounding
 FALLBACK_TOL = 5e-3  # weight-only int8 against PyTorch's dynamic int8 (activations quantized)
 
 
-def checkpoint(path: Path, config: CRNNConfig, mode: str) -> Path:
+def checkpoint(path: Path, config: CRNNConfig, mode: str, features: FeatureConfig = FEATURES,
+               ) -> Path:
     torch.manual_seed(0)
     model = prepare_for_training(CRNN(config), mode).eval()
-    calibration = torch.randn(8, config.n_mels, FEATURES.frames) * 3 - 5
+    calibration = torch.randn(8, config.n_mels, features.frames) * 3 - 5
     return save_checkpoint(path, calibrate(model, mode, calibration), kind="student",
-                           model_config=config, feature_config=FEATURES, keyword="sheila",
+                           model_config=config, feature_config=features, keyword="sheila",
                            dataset_fingerprint="f", quant=mode, metrics={"threshold": 0.4})
 
 
@@ -58,34 +67,37 @@ def onnx_steps(path: Path, samples: np.ndarray, seed: int) -> np.ndarray:
 
 
 def torchscript_steps(path: Path, config: CRNNConfig, samples: np.ndarray,
-                      ) -> tuple[np.ndarray, float]:
+                      features: FeatureConfig = FEATURES) -> tuple[np.ndarray, float]:
     """The TorchScript file's probability at the hop where each step completes, and its
     offline probability of the whole clip."""
     module, _ = load_exported(path)
     per_hop = module.forward_steps(torch.from_numpy(samples)).numpy()
-    frames = (samples.size + FEATURES.n_fft // 2 - FEATURES.n_fft) // HOP + 1
-    ends = [(s * config.stride_time + config.kernel_time - 1) * HOP + FEATURES.n_fft // 2
+    frames = (samples.size + features.n_fft // 2 - features.n_fft) // HOP + 1
+    ends = [(s * config.stride_time + config.kernel_time - 1) * HOP + features.n_fft // 2
             for s in range(config.steps(frames))]  # last sample each step reads
     return per_hop[[-(-end // HOP) - 1 for end in ends]], float(module.offline(
         torch.from_numpy(samples)))
 
 
-@pytest.mark.parametrize("config, mode", [
-    (OVERLAPPING, "none"), (SKIPPING, "none"), (OVERLAPPING, "float16"),
-    (SKIPPING, "int8"), (OVERLAPPING, "static_int8")])
-def test_onnx_stream_equals_torchscript_and_offline(tmp_path, config, mode):
-    source = checkpoint(tmp_path / "student.pt", config, mode)
+@pytest.mark.parametrize("config, mode, features", [
+    (OVERLAPPING, "none", FEATURES), (SKIPPING, "none", FEATURES),
+    (OVERLAPPING, "float16", FEATURES), (SKIPPING, "int8", FEATURES),
+    (OVERLAPPING, "static_int8", FEATURES), (OWN_OVERLAPPING, "none", OWN),
+    (OWN_SKIPPING, "float16", OWN), (OWN_SKIPPING, "qat", OWN)])
+def test_onnx_stream_equals_torchscript_and_offline(tmp_path, config, mode, features):
+    source = checkpoint(tmp_path / "student.pt", config, mode, features)
     scripted = export_checkpoint(source, tmp_path / "student-stream.pt")
     path, info = export_onnx(source, tmp_path / "student.onnx")
     samples = audio()
-    reference, offline = torchscript_steps(scripted, config, samples)
+    reference, offline = torchscript_steps(scripted, config, samples, features)
     streamed = onnx_steps(path, samples, seed=0)
     assert streamed.shape == reference.shape and streamed.size >= 5
     # another chunking gives the very same numbers: the state is all in the inputs
     assert np.array_equal(streamed, onnx_steps(path, samples, seed=1))
     tol = EXACT_TOL if mode in ("none", "float16") else FALLBACK_TOL
     gap = float(np.abs(streamed - reference).max())
-    print(f"{mode} (kernel {config.kernel_time}, stride {config.stride_time}): streamed ONNX vs "
+    print(f"{mode} ({features.n_fft}-point FFT, kernel {config.kernel_time}, stride "
+          f"{config.stride_time}, {config.rnn}): streamed ONNX vs "
           f"TorchScript {gap:.2g}, vs offline {abs(streamed[-1] - offline):.2g}")
     assert gap <= tol and abs(streamed[-1] - offline) <= tol
     assert info["quant"] == mode and info["threshold"] == pytest.approx(0.4)
@@ -108,6 +120,31 @@ def test_onnx_file_holds_weights_as_their_mode_stores_them(tmp_path):
     assert stored["float16"]["model.rnn.weight_ih_l0__f16"] == f16
     assert stored["int8"]["model.rnn.weight_ih_l0__q"] == i8
     assert stored["int8"]["model.classifier.weight__q"] == i8
+
+
+def test_large_attention_energies_stay_finite(tmp_path):
+    # the window keeps exp(energy); a model whose energies can pass +-40 gets them clamped
+    torch.manual_seed(0)
+    model = CRNN(OWN_SKIPPING).eval()
+    with torch.no_grad():
+        model.attention.energy[-1].weight.mul_(5000)
+    path = save_checkpoint(tmp_path / "loud.pt", model, kind="student",
+                           model_config=OWN_SKIPPING, feature_config=OWN, keyword="sheila",
+                           dataset_fingerprint="f")
+    onnx_path, _ = export_onnx(path, tmp_path / "loud.onnx")
+    probs = onnx_steps(onnx_path, audio(), seed=0)
+    assert probs.size >= 5 and np.isfinite(probs).all()
+
+
+def test_onnx_stream_takes_any_array_like_chunk(tmp_path):
+    path, _ = export_onnx(checkpoint(tmp_path / "s.pt", OWN_SKIPPING, "none", OWN),
+                          tmp_path / "s.onnx")
+    samples = audio()
+    expected = OnnxStream(path)(samples)
+    for convert in (list, lambda part: part.astype(np.float64), lambda part: part[None, :]):
+        stream = OnnxStream(path)
+        got = np.concatenate([stream(convert(samples[:1000])), stream(convert(samples[1000:]))])
+        assert np.allclose(got, expected, atol=1e-6)
 
 
 def test_layout_aligns_blocks_with_steps():
