@@ -83,7 +83,7 @@ def torchscript_steps(path: Path, config: CRNNConfig, samples: np.ndarray,
     (OVERLAPPING, "none", FEATURES), (SKIPPING, "none", FEATURES),
     (OVERLAPPING, "float16", FEATURES), (SKIPPING, "int8", FEATURES),
     (OVERLAPPING, "static_int8", FEATURES), (OWN_OVERLAPPING, "none", OWN),
-    (OWN_SKIPPING, "float16", OWN), (OWN_SKIPPING, "qat", OWN)])
+    (OWN_SKIPPING, "float16", OWN), (OWN_OVERLAPPING, "int8", OWN), (OWN_SKIPPING, "qat", OWN)])
 def test_onnx_stream_equals_torchscript_and_offline(tmp_path, config, mode, features):
     source = checkpoint(tmp_path / "student.pt", config, mode, features)
     scripted = export_checkpoint(source, tmp_path / "student-stream.pt")
