@@ -130,8 +130,9 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
                   for s in SPEEDS for r in ("onnxruntime", "torchscript")}
         hint = {"dataset_fingerprint": f" (it holds trials on {stored.get('data', '?')})",
                 "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})",
-                "speed": f" (its speed-up: {stored.get('speed')}; resume it with "
-                         f"{speeds.get(stored.get('speed'), 'its own --speed')})",
+                "speed": f" (its speed-up: {stored.get('speed')}; " + (
+                    f"resume it with {speeds[stored['speed']]})" if stored.get("speed") in speeds
+                    else "measured on an export this version no longer makes)"),
                 "quality_margin": f" (its bar: {stored.get('quality_margin')}x the teacher; "
                                   f"resume it with --margin {stored.get('quality_margin')})"}
         raise StudyError(

@@ -91,4 +91,26 @@ def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data,
     check_identity(study, study_identity(replace(settings, speed="model-macs"),
                                          load_space("tiny")), allow_changes=False)
     latency = study_identity(replace(settings, speed="latency"), load_space("tiny"))
-    assert latency["speed"] == "per-hop latency in onnxruntime, front end included"
+    assert latency["speed"] == "per-hop latency in onnxruntime (ONNX graph 2), front end included"
+
+
+def test_a_latency_study_timed_on_an_older_onnx_graph_is_not_resumed(tiny_data, tiny_teacher,
+                                                                    tiny_settings, tmp_path):
+    """A shorter graph makes a small student's hop cheaper by more than the teacher's: its
+    old and new speed-ups would not compare."""
+    from kws_search.search_space import load_space
+    from kws_search.storage import StudyError
+    from kws_search.study import check_identity, study_identity
+
+    settings = replace(tiny_settings(tiny_data, tiny_teacher, tmp_path), speed="latency")
+    identity = study_identity(settings, load_space("tiny"))
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    for key, value in identity.items():
+        study.set_user_attr(key, value)
+    study.set_user_attr("speed", "per-hop latency in onnxruntime, front end included")
+    study.add_trial(optuna.trial.create_trial(values=[0.1, 2.0, 2.0]))
+    with pytest.raises(StudyError, match="different speed objective.*no longer makes.*new "
+                                         "--study"):
+        check_identity(study, identity, allow_changes=False)
+    check_identity(study, identity, allow_changes=True)  # on purpose: recorded
+    assert study.user_attrs["changes"][0]["changed"] == ["speed objective"]
