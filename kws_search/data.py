@@ -172,6 +172,18 @@ def fingerprint(index: DatasetIndex) -> str:
     return h.hexdigest()
 
 
+def folder_fingerprint(root: Path, keyword: str) -> str:
+    """Hash of the paths and bytes of every clip and noise file of a folder to score on (its
+    word folders and background noise): a re-made folder gets another one."""
+    h = hashlib.blake2b(digest_size=16)
+    clips = [p for w in word_folders(root, keyword) for p in sorted((root / w).glob("*.wav"))]
+    noise = sorted((root / NOISE_DIR).glob("*.wav"))
+    for path in [*clips, *noise]:
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def load_clips(index: DatasetIndex, split: str, sample_rate: int, length: int,
                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Audio [clips, length], labels [clips] and the skipped files' relative paths of a split.

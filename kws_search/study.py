@@ -22,6 +22,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.checkpoint import read_checkpoint
+from kws_search.data import folder_fingerprint
 from kws_search.features import FeatureConfig
 from kws_search.fidelity import finished
 from kws_search.objective import DIRECTIONS, OBJECTIVES, SearchContext
@@ -98,7 +99,8 @@ def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
 # What makes a study's trials comparable: fixed when it is created (names for messages)
 IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyword": "keyword",
             "features": "feature config", "space_params": "search space",
-            "speed": "speed objective", "quality_margin": "quality bar (--margin)"}
+            "speed": "speed objective", "quality_margin": "quality bar (--margin)",
+            "cross_fingerprint": "cross-engine folder"}
 # studies made before the front end was counted hold speed-ups of the networks alone
 LEGACY_SPEED = speed_objective("model-macs", "")
 
@@ -112,6 +114,9 @@ def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
                 "features": settings.features.to_dict(), "space_params": space.identity(),
                 "speed": speed_objective(settings.speed, settings.runtime),
                 "quality_margin": settings.margin}
+    if settings.cross_data is not None:  # the clips the trials' cross numbers are measured on
+        identity["cross_fingerprint"] = folder_fingerprint(Path(settings.cross_data),
+                                                           settings.keyword)
     return json.loads(json.dumps(identity))  # as stored: tuples become lists
 
 def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes: bool) -> None:
@@ -121,8 +126,8 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
     if "space_params" in stored:  # made before these were part of the identity
         stored.setdefault("speed", LEGACY_SPEED)
         stored.setdefault("quality_margin", QUALITY_MARGIN)
-    changed = [k for k in IDENTITY if k in stored and stored[k] != identity[k]]
-    trials = study.get_trials(deepcopy=False)
+    changed = [k for k in IDENTITY if k in stored and k in identity and stored[k] != identity[k]]
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     if changed and trials and not allow_changes:
         what = ", ".join(IDENTITY[k] for k in changed)
         speeds = {speed_objective(s, r): f"--speed {s}" + (f" --runtime {r}" if s == "latency"
@@ -134,9 +139,13 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
                     f"resume it with {speeds[stored['speed']]})" if stored.get("speed") in speeds
                     else "measured on an export this version no longer makes)"),
                 "quality_margin": f" (its bar: {stored.get('quality_margin')}x the teacher; "
-                                  f"resume it with --margin {stored.get('quality_margin')})"}
+                                  f"resume it with --margin {stored.get('quality_margin')})",
+                "cross_fingerprint": f" (its trials were scored on {stored.get('cross_data', '?')}"
+                                     " as that folder was then; resume it with --no-cross-data "
+                                     "to score nothing more)"}
         raise StudyError(
-            f"study {study.study_name!r} has {len(trials)} trials measured with a different {what}"
+            f"study {study.study_name!r} has {len(trials)} trial{'s' if len(trials) != 1 else ''} "
+            f"measured with a different {what}"
             f"{''.join(hint.get(k, '') for k in changed[:1])}; use a new --study name, or "
             "--allow-changes to continue it on purpose (the change is recorded)")
     if changed and trials:

@@ -114,3 +114,34 @@ def test_a_latency_study_timed_on_an_older_onnx_graph_is_not_resumed(tiny_data, 
         check_identity(study, identity, allow_changes=False)
     check_identity(study, identity, allow_changes=True)  # on purpose: recorded
     assert study.user_attrs["changes"][0]["changed"] == ["speed objective"]
+
+
+def test_a_study_scored_on_a_remade_cross_folder_is_not_resumed(tiny_data, tiny_teacher,
+                                                                tiny_settings, make_dataset,
+                                                                tmp_path):
+    """Its trials' cross-engine numbers are on the clips as they were; new trials would be
+    scored on other clips under the same folder name."""
+    import shutil
+
+    from kws_search.search_space import load_space
+    from kws_search.storage import StudyError
+    from kws_search.study import check_identity, study_identity
+
+    cross = make_dataset(tmp_path / "cross", speakers=3, seed=9)
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, cross_data=cross)
+    space = load_space("tiny")
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    check_identity(study, study_identity(settings, space), allow_changes=False)
+    study.add_trial(optuna.trial.create_trial(values=[0.1, 2.0, 2.0]))
+    check_identity(study, study_identity(settings, space), allow_changes=False)  # same clips
+
+    shutil.rmtree(cross)
+    make_dataset(cross, speakers=3, seed=10)
+    remade = study_identity(settings, space)
+    with pytest.raises(StudyError, match="different cross-engine folder.*--no-cross-data"):
+        check_identity(study, remade, allow_changes=False)
+    # scoring nothing more mixes nothing: it resumes
+    check_identity(study, study_identity(replace(settings, cross_data=None), space),
+                   allow_changes=False)
+    check_identity(study, remade, allow_changes=True)  # on purpose: recorded
+    assert study.user_attrs["changes"][0]["changed"] == ["cross-engine folder"]
