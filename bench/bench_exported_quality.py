@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kws_search.data import load_clips, load_noise, scan_dataset
+from kws_search.errors import run_script
 from kws_search.export import load_exported
 from kws_search.features import FeatureConfig, mix_noise
 from kws_search.measure import au_fa_fr
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

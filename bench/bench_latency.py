@@ -37,7 +37,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from kws_search.errors import KwsSearchError
+from kws_search.errors import run_script
 from kws_search.features import FeatureConfig
 from kws_search.latency import export_for, probe_audio, runners, timed
 from kws_search.measure import count_macs, frontend_macs
@@ -201,7 +201,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KwsSearchError as exc:  # an unknown study or storage, a missing teacher: one line
-        raise SystemExit(f"error: {exc}") from None
+    run_script(main)

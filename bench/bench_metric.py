@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from kws_search.errors import run_script
 from kws_search.measure import au_fa_fr
 
 
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

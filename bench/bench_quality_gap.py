@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from kws_search.distill import DistillConfig, teacher_outputs
+from kws_search.errors import run_script
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.measure import evaluate
 from kws_search.models import CRNN, CRNNConfig
@@ -54,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

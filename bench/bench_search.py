@@ -36,6 +36,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from kws_search.errors import run_script
 from kws_search.fidelity import finished
 from kws_search.tables import gains, hypervolume
 
@@ -210,4 +211,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

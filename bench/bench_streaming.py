@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from kws_search.errors import run_script
 from kws_search.export import StreamingKWS
 from kws_search.features import FeatureConfig, LogMel
 from kws_search.models import CRNN, CRNNConfig, count_parameters
@@ -114,4 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

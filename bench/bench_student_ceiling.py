@@ -21,6 +21,7 @@ import torch
 
 from kws_search.context import build_context
 from kws_search.distill import DistillConfig
+from kws_search.errors import run_script
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.objective import QUALITY_MARGIN
 from kws_search.options import teacher_path
@@ -92,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

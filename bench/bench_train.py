@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from kws_search.errors import run_script
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.train import TrainConfig, balanced_indices, spec_augment, train
@@ -99,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

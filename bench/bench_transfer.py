@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kws_search.errors import run_script
 from kws_search.evaluate import eval_features, load_eval_set, summarize
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.measure import THRESHOLD_FA_RATE, au_fa_fr, predict, suggest_threshold
@@ -138,4 +139,4 @@ def main() -> None:
     print(f"best median cross quality: {best[1]['cross']:.3e} ({best[0]})")
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

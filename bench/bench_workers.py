@@ -26,7 +26,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from kws_search.checkpoint import CheckpointError
 from kws_search.context import build_context
+from kws_search.errors import run_script
 from kws_search.features import FeatureConfig, prepare_features
 from kws_search.models import CRNNConfig
 from kws_search.options import teacher_path
@@ -69,7 +71,12 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
             print(f"synthesizing 1,000 clips in {data}")
             synthesize(data, SynthConfig(n_clips=1000, keyword_fraction=0.1), progress=False,
                        overwrite=True)
-    teacher = args.teacher or teacher_path(work / "checkpoints", data)
+    if args.teacher is not None:
+        if not args.teacher.is_file():
+            raise CheckpointError(f"teacher {args.teacher} does not exist; pass --teacher PATH "
+                                  "to a checkpoint, or leave it out to train a small one here")
+        return data, args.teacher
+    teacher = teacher_path(work / "checkpoints", data)
     if not teacher.is_file():
         print(f"training a small teacher ({teacher})")
         features = prepare_features(data, args.keyword, FeatureConfig(), work / "cache",
@@ -131,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -7,6 +7,8 @@ exception is a bug and keeps its traceback. Subclasses that used to be a `ValueE
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class KwsSearchError(Exception):
     """An error the user can fix; its message names the thing and what to do."""
@@ -21,3 +23,13 @@ def yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Run a script's `main` (the benches): an error the user can fix ends it in one line,
+    `error: <message>` with exit status 1, as on the command line, not with a traceback."""
+    try:
+        result = main()
+    except KwsSearchError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    raise SystemExit(result if isinstance(result, int) else 0)
