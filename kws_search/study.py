@@ -30,6 +30,7 @@ from kws_search.options import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
     QUALITY_MARGIN,
+    RUNTIMES,
     SPEEDS,
     speed_objective,
 )
@@ -132,7 +133,7 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
         what = ", ".join(IDENTITY[k] for k in changed)
         speeds = {speed_objective(s, r): f"--speed {s}" + (f" --runtime {r}" if s == "latency"
                                                            else "")
-                  for s in SPEEDS for r in ("onnxruntime", "torchscript")}
+                  for s in SPEEDS for r in RUNTIMES}
         hint = {"dataset_fingerprint": f" (it holds trials on {stored.get('data', '?')})",
                 "teacher_sha256": f" (its teacher: {stored.get('teacher_path', '?')})",
                 "speed": f" (its speed-up: {stored.get('speed')}; " + (
