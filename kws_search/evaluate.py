@@ -30,9 +30,12 @@ from kws_search.data import (
 )
 from kws_search.errors import ConfigError
 from kws_search.features import FeatureConfig, log_mel, mix_noise
-from kws_search.measure import au_fa_fr, predict_deployed
+from kws_search.measure import au_fa_fr, predict_deployed, suggest_threshold
 
 ALL = "all"
+# besides the model's own threshold, the summary gives the one that lets this share of the
+# folder's negatives fire: set on the folder itself, so it says what calibrating would buy
+OWN_FA_RATE = 0.01
 _NOISE_SEED = {"validation": 1000, "test": 1001, "train": 1002, ALL: 1001}
 
 
@@ -126,6 +129,8 @@ def summarize(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[st
     misses = Counter(speaker_of(p) for p, f, y in zip(eval_set.paths, fired, labels,
                                                       strict=True) if y and not f)
     said = Counter(speaker_of(p) for p, y in zip(eval_set.paths, labels, strict=True) if y)
+    # what a threshold set on these very clips would detect: what calibrating on them buys
+    own = suggest_threshold(probs, labels, OWN_FA_RATE)
     return {
         "quality": quality,
         "quality_norm": quality / (share * (1 - share)),
@@ -138,6 +143,10 @@ def summarize(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[st
         "false_alarms": int((fired & ~labels).sum()),
         "false_alarms_per_word": dict(words.most_common()),
         "misses_per_speaker": {s: [m, said[s]] for s, m in misses.most_common()},
+        "own_fa_rate": OWN_FA_RATE,
+        "own_threshold": own,
+        "own_detected": int((probs[labels] >= own).sum()),
+        "own_false_alarms": int((probs[~labels] >= own).sum()),
         "skipped": eval_set.skipped,
         "data": str(eval_set.root),
         "split": eval_set.split,

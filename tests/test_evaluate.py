@@ -61,10 +61,27 @@ def test_summary_counts_detections_false_alarms_and_misses(tiny_data):
     assert result["quality_norm"] == pytest.approx(result["quality"] / (share * (1 - share)))
 
 
+def test_summary_gives_what_a_threshold_set_on_the_folder_detects(tiny_data):
+    """Keyword clips of unheard voices can rank well and still score under the model's own
+    threshold: the summary tells the two apart."""
+    eval_set = load_eval_set(tiny_data, "sheila", FeatureConfig(), noise=False)
+    labels = eval_set.labels.astype(bool)
+    rng = np.random.default_rng(0)
+    probs = np.where(labels, rng.uniform(0.3, 0.6, labels.size), rng.uniform(0, 0.2, labels.size))
+    probs[np.flatnonzero(~labels)[0]] = 0.5  # one negative among the keywords: over 1%
+    result = summarize(probs, eval_set, 0.9)
+    assert result["detected"] == 0  # all under the model's threshold
+    own = result["own_threshold"]
+    assert result["own_false_alarms"] == (probs[~labels] >= own).sum() <= 0.01 * (~labels).sum()
+    assert result["own_detected"] == (probs[labels] >= own).sum()
+    assert result["own_detected"] == (probs[labels] > 0.5).sum()  # the lowest such threshold
+
+
 def test_cli_json_and_errors(tiny_teacher, tiny_data, tmp_path, capsys):
     assert main(["evaluate", str(tiny_teacher), "--data", str(tiny_data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("quality", "fa", "fr", "clips", "keyword_clips", "detected", "threshold"):
+    for key in ("quality", "fa", "fr", "clips", "keyword_clips", "detected", "threshold",
+                "own_threshold", "own_detected", "own_false_alarms"):
         assert key in result
     assert main(["evaluate", str(tiny_teacher), "--data", str(tmp_path / "nowhere")]) == 1
     assert "does not exist" in capsys.readouterr().err
