@@ -120,7 +120,7 @@ def main() -> None:
     if args.teacher is None:
         args.teacher = Path(study.user_attrs["teacher_path"])
     teacher_state = read_checkpoint(args.teacher)
-    features = FeatureConfig(**teacher_state["features"])
+    features = FeatureConfig.from_dict(teacher_state["features"])
     front = sorted(study.best_trials, key=lambda t: -t.values[1])[:args.students]
     front += [study.trials[n] for n in args.trials if n not in {t.number for t in front}]
     if not front and not args.smallest:
@@ -142,7 +142,7 @@ def main() -> None:
         for name, (checkpoint, origin) in models.items():
             state = read_checkpoint(checkpoint)
             config = CRNNConfig.from_dict(state["model"])
-            own = FeatureConfig(**state["features"])
+            own = FeatureConfig.from_dict(state["features"])
             macs = count_macs(CRNN(config), own.n_mels, own.frames)
             info[name] = {"quant": state.get("quant", "none"), "origin": origin,
                           "front": f"{own.n_fft}/{own.n_mels}",

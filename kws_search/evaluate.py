@@ -181,10 +181,10 @@ def load_scorer(path: Path | str) -> Scorer:
                 return np.array([float(module.offline(torch.from_numpy(clip)))
                                  for clip in audio])
         return Scorer(path, "exported", str(info.get("quant", "none")), str(module.keyword),
-                      FeatureConfig(**info["features"]), float(module.threshold),
+                      FeatureConfig.from_dict(info["features"]), float(module.threshold),
                       stream_offline)
     model, state = load_model(path)
-    config = FeatureConfig(**state["features"])
+    config = FeatureConfig.from_dict(state["features"])
 
     def batched(audio: np.ndarray) -> np.ndarray:
         return predict_deployed(model, log_mel(audio, config))

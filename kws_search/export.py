@@ -4,10 +4,10 @@
 its streaming mode) behind a log-mel front end, with explicit state in buffers, as
 kws_streaming's "external state" mode does:
 
-- samples: audio not yet framed; primed with n_fft // 2 zeros so stream frame k is centered on
-  sample k * hop like the training (centered) STFT. Interior frames equal the training features
-  exactly; the first two frames see zeros where training sees reflect padding, and the stream
-  cannot compute the last frames of a clip (they need samples that have not arrived yet).
+- samples: audio not yet framed. Frame k covers samples [k * hop, k * hop + n_fft), the framing
+  the search trains and scores on, so a clip's stream equals its training features. (Models
+  made with the centered STFT are primed with n_fft // 2 zeros instead; their first frames see
+  zeros where training saw reflect padding, and their last frames never arrive.)
 - frames: log-mel frames the conv's time kernel has not consumed yet (fewer than kernel_time).
 - hidden: the RNN state [layers, 1, hidden], carried between steps.
 - outputs / energies: at most `max_window_length` RNN outputs and their attention energies;
@@ -48,9 +48,9 @@ KEYWORD_CLASS = 1
 
 
 def window_steps(config: CRNNConfig, features: FeatureConfig, seconds: float) -> int:
-    """RNN steps a centered clip of `seconds` yields (at least 1): the attention window."""
+    """RNN steps a clip of `seconds` yields (at least 1): the attention window."""
     samples = int(round(seconds * features.sample_rate))
-    return max(1, config.steps(samples // features.hop_length + 1))
+    return max(1, config.steps(features.frames_in(samples)))
 
 
 def _trim(buffer: torch.Tensor, end: int, keep_from: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ class StreamingKWS(nn.Module):
         self.sample_rate = features.sample_rate
         self.hop_length = features.hop_length
         self.n_fft = features.n_fft
-        self.pad = features.n_fft // 2
+        self.pad = features.n_fft // 2 if features.center else 0
         self.stride_time = model_config.stride_time
         self.max_window_length = window_steps(model_config, features, max_window_seconds)
         self.window_length = self.max_window_length
@@ -116,9 +116,11 @@ class StreamingKWS(nn.Module):
         """The first `count` steps of buffered frames [n_mels, F] -> outputs [count, hidden],
         attention energies [count] and the new hidden state, one step per call (so the result
         does not depend on how the audio was chunked)."""
-        x = self.model.conv_features(frames[:, :(count - 1) * self.stride_time
-                                            + self.model.kernel_time].unsqueeze(0))
-        return self.model.run_steps(x, hidden)
+        x = frames[:, :(count - 1) * self.stride_time + self.model.kernel_time]
+        # one column more than needed (zeros): torch's x86 static int8 conv computes a wrong
+        # result when its output is one column wide, as a stream of one step per call asks
+        x = torch.cat([x, x.new_zeros(x.size(0), self.stride_time)], dim=1)
+        return self.model.run_steps(self.model.conv_features(x.unsqueeze(0))[:, :count], hidden)
 
     def _prob(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         """Keyword probability of attention pooling over outputs [T, hidden], energies [T]."""
@@ -243,7 +245,7 @@ def build_streaming(model: nn.Module, state: dict[str, Any], max_window_seconds:
     if threshold is None:
         threshold = float(state.get("metrics", {}).get("threshold", 0.5))
     return StreamingKWS(model, config,
-                        FeatureConfig(**state["features"]), keyword=state["keyword"],
+                        FeatureConfig.from_dict(state["features"]), keyword=state["keyword"],
                         quant=state.get("quant", "none"), max_window_seconds=max_window_seconds,
                         threshold=threshold)
 

@@ -31,7 +31,7 @@ from kws_search.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: validation and test stored in float32, as the stream computes them
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,30 @@ class FeatureConfig:
     vtlp: float = 0.12  # vocal-tract-length warp factor: 1 +- vtlp
     colour_prob: float = 0.5  # share of copies through a random channel response
     seed: int = 0
+    # False: frame k covers samples [k * hop, k * hop + n_fft), as a stream frames audio as it
+    # arrives, so what is trained and scored is what the exported file computes. True: the
+    # centered STFT (reflect padding by n_fft // 2) of models made before.
+    center: bool = False
 
     @property
     def frames(self) -> int:
-        """Feature frames per clip (centered STFT)."""
-        return self.clip_samples // self.hop_length + 1
+        """Feature frames per clip."""
+        return self.frames_in(self.clip_samples)
+
+    def frames_in(self, samples: int) -> int:
+        """Feature frames in `samples` samples of audio (0 when too few)."""
+        if self.center:
+            return samples // self.hop_length + 1
+        return 0 if samples < self.n_fft else (samples - self.n_fft) // self.hop_length + 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        """The config a checkpoint or cache stores; one written before `center` existed was
+        made with the centered STFT."""
+        return cls(**{"center": True, **d})
 
     def with_front_end(self, n_fft: int, n_mels: int) -> FeatureConfig:
         """These settings with another FFT size (and window) and number of mel bands: a
@@ -91,11 +107,12 @@ def front_end_problem(config: FeatureConfig) -> str | None:
 class LogMel(nn.Module):
     """Waveform [batch, samples] -> log-mel [batch, n_mels, frames], clamped before the log."""
 
-    def __init__(self, config: FeatureConfig, center: bool = True) -> None:
+    def __init__(self, config: FeatureConfig, center: bool | None = None) -> None:
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate, n_fft=config.n_fft, win_length=config.win_length,
-            hop_length=config.hop_length, n_mels=config.n_mels, center=center)
+            hop_length=config.hop_length, n_mels=config.n_mels,
+            center=config.center if center is None else center)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(wav).clamp(min=1e-9, max=1e9))
@@ -173,15 +190,17 @@ def add_noise(signal: np.ndarray, noise: np.ndarray, snr_db: np.ndarray | float,
     return out.reshape(signal.shape)
 
 
-def log_mel(audio: np.ndarray, config: FeatureConfig, batch: int = 1024) -> torch.Tensor:
-    """float16 log-mel features [clips, n_mels, frames] of waveforms [clips, samples]."""
+def log_mel(audio: np.ndarray, config: FeatureConfig, batch: int = 1024,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Log-mel features [clips, n_mels, frames] of waveforms [clips, samples]; float32 by
+    default, as the exported stream computes them, so a scored number is the file's."""
     front = LogMel(config)
     parts = []
     with torch.inference_mode():
         for start in range(0, audio.shape[0], batch):
-            parts.append(front(torch.from_numpy(audio[start:start + batch])).half())
+            parts.append(front(torch.from_numpy(audio[start:start + batch])).to(dtype))
     if not parts:
-        return torch.zeros(0, config.n_mels, config.frames, dtype=torch.float16)
+        return torch.zeros(0, config.n_mels, config.frames, dtype=dtype)
     return torch.cat(parts)
 
 
@@ -283,7 +302,7 @@ def save_features(features: FeatureSet, path: Path) -> None:
 def load_features_file(path: Path) -> FeatureSet:
     """Memory-mapped: worker processes on one machine share one copy in the page cache."""
     state = torch.load(path, weights_only=True, mmap=True)
-    config = FeatureConfig(**state.pop("config"))
+    config = FeatureConfig.from_dict(state.pop("config"))
     return FeatureSet(config=config, **state)
 
 

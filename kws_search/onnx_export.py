@@ -70,11 +70,13 @@ NO_PROBS = np.zeros(0, np.float32)  # what a chunk that completes no step return
 def stream_layout(config: CRNNConfig, features: FeatureConfig) -> dict[str, int]:
     """Block size, leading zeros and warm-up blocks that align blocks with RNN steps.
 
-    Frame k covers samples [k * hop - n_fft // 2, k * hop + n_fft // 2) of the stream (the
-    centered STFT); step s reads frames [s * stride, s * stride + kernel). A block ends where
-    the last frame of a step ends; before the first real block the stream is zeros.
+    Frame k covers samples [k * hop - pad, k * hop - pad + n_fft) of the stream (pad is 0,
+    or n_fft // 2 for models made with the centered STFT); step s reads frames [s * stride,
+    s * stride + kernel). A block ends where the last frame of a step ends; before the first
+    real block the stream is zeros.
     """
-    hop, n_fft, pad = features.hop_length, features.n_fft, features.n_fft // 2
+    hop, n_fft = features.hop_length, features.n_fft
+    pad = n_fft // 2 if features.center else 0
     block = config.stride_time * hop
     first = (n_fft - hop) + (config.kernel_time - config.stride_time) * hop  # block 0 start
     warmup = max(0, math.ceil((first - pad) / block))
@@ -336,7 +338,7 @@ def export_onnx(checkpoint: Path, out: Path, max_window_seconds: float = 1.0,
     # refuses what cannot stream, and sets the window and threshold as the TorchScript does
     stream = build_streaming(convert(calibrated, quant), state, max_window_seconds, threshold)
     model, plan, conv_qparams = onnx_weights(calibrated, quant)
-    features = FeatureConfig(**state["features"])
+    features = FeatureConfig.from_dict(state["features"])
     block = BlockStep(model, features, stream.max_window_length, conv_qparams)
     shapes = block.state_shapes()
     layout = stream_layout(model.config, features)

@@ -44,7 +44,7 @@ def test_a_float_model_round_trips_with_everything_needed_to_rebuild_it(tmp_path
     assert (state["kind"], state["keyword"], state["dataset_fingerprint"], state["quant"]) == (
         "teacher", "sheila", "abc123", "none")
     assert CRNNConfig.from_dict(state["model"]) == CONFIG
-    assert FeatureConfig(**state["features"]) == FEATURES
+    assert FeatureConfig.from_dict(state["features"]) == FEATURES
     assert state["metrics"] == {"val_quality": 0.25, "macs": 1234}
     assert state["extra"] == {"trial": 7} and state["format"] == FORMAT_VERSION
     x = torch.randn(2, 40, 101)

@@ -67,12 +67,12 @@ def test_students_may_read_a_front_end_of_their_own(tiny_data, tiny_teacher, tmp
     study = run_search(settings, progress=False)
     trials = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
     assert {t.params["n_fft"] for t in trials} == {400, 200}  # the seeds read 400
-    teacher = FeatureConfig(**read_checkpoint(tiny_teacher)["features"])
+    teacher = FeatureConfig.from_dict(read_checkpoint(tiny_teacher)["features"])
     for trial in trials:
         own = teacher.with_front_end(trial.params["n_fft"], 16)
         path = fetch_checkpoint(study, trial, tmp_path / f"trial{trial.number}.pt")
         state = read_checkpoint(path)
-        assert FeatureConfig(**state["features"]) == own and state["model"]["n_mels"] == 16
+        assert FeatureConfig.from_dict(state["features"]) == own and state["model"]["n_mels"] == 16
         config = CRNNConfig.from_dict(state["model"])
         assert trial.user_attrs["frontend_macs"] == frontend_macs(config, own)
         onnx_file, info = export_onnx(path, tmp_path / f"trial{trial.number}.onnx")

@@ -111,13 +111,13 @@ def test_long_stream_keeps_bounded_window(loaded: dict, variant: tuple[str, str]
     audio = clip(5.0, seed=3)
     final = stream(module, audio, 1600)
     window = module.max_window_length
-    assert window == 11  # kernel 20, stride 8: a 1 s centered clip gives 11 steps
+    assert window == 10  # kernel 20, stride 8: the 98 frames of a 1 s clip give 10 steps
     assert module.outputs.shape == (window, 6)
     assert module.energies.shape == (window,)
     assert module.hidden.shape == (2, 1, 6)
     assert module.samples.shape[0] < FEATURES.n_fft
     assert module.frames.shape[1] < 20
-    assert float((final - module.offline(audio)).abs()) <= TOL  # attention over last 11 steps
+    assert float((final - module.offline(audio)).abs()) <= TOL  # attention over last 10 steps
 
 
 @pytest.mark.parametrize("variant", [("none", "gru"), ("int8", "gru")], ids=["float", "int8"])
@@ -136,7 +136,7 @@ def test_forward_steps_one_probability_per_hop(loaded: dict, variant: tuple[str,
         assert other.shape == (audio.shape[0] // HOP,)
         assert torch.allclose(other, series, atol=TOL)
     # no step before the conv has kernel_time frames; the last hop is the whole-clip output
-    first_step_hop = (19 * HOP + FEATURES.n_fft // 2) // HOP + 1  # frame 19 ends the kernel
+    first_step_hop = (19 * HOP + FEATURES.n_fft) // HOP + 1  # frame 19 ends the kernel
     assert torch.all(series[:first_step_hop - 1] == 0)
     assert series[first_step_hop - 1] > 0
     assert abs(float(series[-1] - module.offline(audio))) <= TOL
@@ -157,7 +157,7 @@ def test_reset_restores_initial_state(loaded: dict) -> None:
     module.reset()
     first = torch.cat([module.forward_steps(audio[s:s + 1000]) for s in range(0, 32000, 1000)])
     module.reset()
-    assert module.samples.shape == (FEATURES.n_fft // 2,) and module.outputs.shape[0] == 0
+    assert module.samples.shape == (0,) and module.outputs.shape[0] == 0
     assert torch.all(module.hidden == 0) and float(module.last_prob) == 0.0
     second = torch.cat([module.forward_steps(audio[s:s + 1000]) for s in range(0, 32000, 1000)])
     assert torch.equal(first, second)
@@ -174,39 +174,45 @@ def test_offline_leaves_stream_state_alone(loaded: dict) -> None:
 
 
 def test_offline_matches_training_front_end() -> None:
-    """Interior frames equal the centered training STFT; only the first two frames differ."""
+    """The stream frames audio as training does (frame k covers samples [k * hop, k * hop +
+    n_fft)): every frame equals the training features, so the probabilities agree too."""
     model, config = tiny_model("none")
     module = StreamingKWS(model, config, FEATURES, keyword="sheila")
     audio = clip()
-    train = LogMel(FEATURES)(audio[None])[0]  # [n_mels, 101], center=True
+    train = LogMel(FEATURES)(audio[None])[0]  # [n_mels, 98]
+    streamed = module.features(audio)
+    assert streamed.shape == train.shape == (40, FEATURES.frames) == (40, 98)
+    assert torch.allclose(streamed, train, atol=1e-5)
+    with torch.no_grad():
+        on_train = torch.softmax(model.stepwise(train[None]), -1)[0, 1]
+    assert abs(float(module.offline(audio) - on_train)) <= TOL
+
+
+def test_a_centered_model_streams_as_before() -> None:
+    """A checkpoint made with the centered STFT (no `center` key) keeps its framing: the
+    stream is primed with n_fft // 2 zeros, and interior frames equal the centered features."""
+    centered = FeatureConfig.from_dict({k: v for k, v in FEATURES.to_dict().items()
+                                        if k != "center"})
+    assert centered.center and centered.frames == 101
+    model, config = tiny_model("none")
+    module = StreamingKWS(model, config, centered, keyword="sheila")
+    audio = clip()
+    train = LogMel(centered)(audio[None])[0]  # [n_mels, 101]
     streamed = module.features(audio)  # [n_mels, 99]: the last 2 frames need future samples
     assert streamed.shape == (40, 99)
-    assert torch.equal(streamed[:, 2:], train[:, 2:99])
-    assert not torch.allclose(streamed[:, :2], train[:, :2])  # zeros vs reflect padding
-    with torch.no_grad():
-        on_train = torch.softmax(model(train[None, :, :99]), -1)[0, 1]
-        on_train_full = torch.softmax(model(train[None]), -1)[0, 1]  # 11 steps, not 10
-    # measured: ~1e-3 from the two edge frames, a few 1e-3 against the full 101 frames
-    assert abs(float(module.offline(audio) - on_train)) < 1e-2
-    assert abs(float(module.offline(audio) - on_train_full)) < 5e-2
-    # silence in the first 25 ms makes the edge frames agree: then the CRNN matches exactly
-    quiet = audio.clone()
-    quiet[:400] = 0
-    with torch.no_grad():
-        on_train = torch.softmax(model(LogMel(FEATURES)(quiet[None])[:, :, :99]), -1)[0, 1]
-    assert abs(float(module.offline(quiet) - on_train)) <= TOL
+    assert torch.allclose(streamed[:, 2:], train[:, 2:99], atol=1e-5)
 
 
 def test_attributes_and_info_after_load(exported: dict) -> None:
     module, info = load_exported(exported[("static_int8", "gru")])
     assert module.keyword == "sheila"
     assert module.sample_rate == 16_000 and module.hop_length == 160
-    assert module.window_length == module.max_window_length == 11
+    assert module.window_length == module.max_window_length == 10
     assert module.window_seconds == 1.0
     assert module.threshold == pytest.approx(0.42)  # from the checkpoint's metrics
     assert module.quant == "static_int8"
     assert info["model"]["cnn_channels"] == 4 and info["metrics"]["quality"] == 1e-3
-    assert info["features"]["hop_length"] == 160 and info["max_window_length"] == 11
+    assert info["features"]["hop_length"] == 160 and info["max_window_length"] == 10
 
 
 def test_export_options_and_errors(tmp_path: Path) -> None:

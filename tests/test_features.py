@@ -10,8 +10,8 @@ from kws_search.features import LogMel, cache_key, mix_noise, prepare_features
 
 def test_features_shapes_and_cache_reuse(tiny_data, tmp_path, tiny_feature_config):
     first = prepare_features(tiny_data, "sheila", tiny_feature_config, tmp_path, progress=False)
-    assert first.train.shape == (2, 80, 40, 101) and first.train.dtype == torch.float16
-    assert first.validation.shape == (20, 40, 101)
+    assert first.train.shape == (2, 80, 40, 98) and first.train.dtype == torch.float16
+    assert first.validation.shape == (20, 40, 98)
     cached = list(tmp_path.glob("features-*.pt"))
     assert len(cached) == 1
     second = prepare_features(tiny_data, "sheila", tiny_feature_config, tmp_path, progress=False)
@@ -24,7 +24,7 @@ def test_corrupt_cache_is_rebuilt(tiny_data, tmp_path, tiny_feature_config):
     path = next(tmp_path.glob("features-*.pt"))
     path.write_bytes(b"truncated")
     again = prepare_features(tiny_data, "sheila", tiny_feature_config, tmp_path, progress=False)
-    assert again.validation.shape == (20, 40, 101)
+    assert again.validation.shape == (20, 40, 98)
 
 
 def test_noise_mixing_hits_the_requested_snr(tiny_feature_config):
@@ -39,5 +39,5 @@ def test_noise_mixing_hits_the_requested_snr(tiny_feature_config):
 
 def test_log_mel_front_end_shape(tiny_feature_config):
     out = LogMel(tiny_feature_config)(torch.zeros(3, 16_000))
-    assert out.shape == (3, 40, 101)
+    assert out.shape == (3, 40, 98)
     assert torch.isfinite(out).all()

@@ -72,9 +72,9 @@ def torchscript_steps(path: Path, config: CRNNConfig, samples: np.ndarray,
     offline probability of the whole clip."""
     module, _ = load_exported(path)
     per_hop = module.forward_steps(torch.from_numpy(samples)).numpy()
-    frames = (samples.size + features.n_fft // 2 - features.n_fft) // HOP + 1
-    ends = [(s * config.stride_time + config.kernel_time - 1) * HOP + features.n_fft // 2
-            for s in range(config.steps(frames))]  # last sample each step reads
+    frames = features.frames_in(samples.size)
+    ends = [(s * config.stride_time + config.kernel_time - 1) * HOP + features.n_fft
+            for s in range(config.steps(frames))]  # end of the last frame each step reads
     return per_hop[[-(-end // HOP) - 1 for end in ends]], float(module.offline(
         torch.from_numpy(samples)))
 
@@ -148,14 +148,14 @@ def test_onnx_stream_takes_any_array_like_chunk(tmp_path):
 
 
 def test_layout_aligns_blocks_with_steps():
-    # step 0 of the overlapping model ends at sample 19 * 160 + 200 = 3240 of the stream
+    # step 0 of the overlapping model ends at sample 19 * 160 + 400 = 3440 of the stream
     layout = stream_layout(OVERLAPPING, FEATURES)
     assert layout["block_samples"] == 8 * HOP
     end = -layout["lead_samples"] + (layout["warmup_blocks"] + 1) * layout["block_samples"]
-    assert end == 19 * HOP + FEATURES.n_fft // 2
+    assert end == 19 * HOP + FEATURES.n_fft
     skipping = stream_layout(SKIPPING, FEATURES)
     assert skipping["warmup_blocks"] == 0
-    assert skipping["block_samples"] - skipping["lead_samples"] == 7 * HOP + 200
+    assert skipping["block_samples"] - skipping["lead_samples"] == 7 * HOP + FEATURES.n_fft
 
 
 def test_onnx_export_refuses_what_cannot_stream(tmp_path):
