@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from kws_search.checkpoint import read_checkpoint
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.errors import ConfigError
 from kws_search.evaluate import eval_features, load_eval_set
@@ -30,7 +31,8 @@ from kws_search.objective import CrossSet, SearchContext, StudentFeatures, cross
 from kws_search.search_space import load_space
 from kws_search.storage import artifact_dir_for
 from kws_search.study import RunSettings
-from kws_search.teacher import load_teacher
+from kws_search.teacher import CONVERGED, load_teacher
+from kws_search.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,18 @@ def build_context(settings: RunSettings, progress: bool = True) -> SearchContext
                                            crosses.get(config))
     return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
                          cross, speed=settings.speed, runtime=settings.runtime,
-                         margin=settings.margin, front_ends=students)
+                         margin=settings.margin, front_ends=students,
+                         final_train=teacher_recipe(settings.teacher))
+
+
+def teacher_recipe(path: Path) -> TrainConfig:
+    """How the teacher at `path` was trained (finalists train the same way); the converged
+    recipe for a teacher that does not say (an imported one)."""
+    stored = read_checkpoint(path).get("extra", {}).get("train")
+    if not stored:
+        return CONVERGED
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in stored.items() if k in known})
 
 def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
                            features: FeatureSet) -> dict[str, Any]:

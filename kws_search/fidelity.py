@@ -24,6 +24,16 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.errors import ConfigError
 
 RUNG_PREFIX = "rung_"
+# The final stage: students of the search's front trained again, the way the teacher was (its
+# own recipe, to convergence), as trials of their own; they hold this user attribute (the
+# number of the search trial they retrain) and form the study's front once there are any.
+FINAL_OF = "final_of"
+STAGE, SEARCH_STAGE, FINAL_STAGE = "stage", "search", "final"
+
+
+def is_final(trial: FrozenTrial) -> bool:
+    """Whether `trial` is a finalist (the final stage), not a search trial."""
+    return FINAL_OF in trial.user_attrs
 
 
 @dataclass(frozen=True)

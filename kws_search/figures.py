@@ -24,7 +24,7 @@ SEED_RESULTS: tuple[tuple[str, float, float], ...] = (
 TARGET = 10.0  # the task: 10x faster and 10x smaller
 FIGURES = {"quality_vs_macs": "Quality vs MACs (Metric-FLOPs)",
            "quality_vs_bytes": "Quality vs size (Metric-Memory)",
-           "speedup_vs_compression": "Speed-up vs compression",
+           "speedup_vs_compression": "Network speed-up vs compression",
            "hypervolume": "Feasible front hypervolume over trials"}
 Y_CLIP = 4.0  # quality axis shows up to this many bars; zoom out for the rest
 
@@ -142,32 +142,33 @@ def _clip_quality_axis(fig: go.Figure, done: pd.DataFrame, info: StudyInfo) -> N
 
 
 def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
-    """Speed-up against compression, feasible coloured by quality, with the 10x/10x target."""
+    """Network speed-up (the seeds' measure, so their points sit on the axis) against
+    compression, feasible coloured by quality, with the 10x/10x target."""
     done = _complete(table)
     ok = done[done["feasible"].astype(bool)]
     grey = done[~done["feasible"].astype(bool)]
     styles = _quant_styles(done)
     fig = go.Figure()
-    stopped = table[table["state"] == "PRUNED"].dropna(subset=["speedup"])
+    stopped = table[table["state"] == "PRUNED"].dropna(subset=["model_speedup"])
     if not stopped.empty:
         fig.add_trace(go.Scatter(
-            x=stopped["speedup"], y=stopped["compression"], mode="markers",
+            x=stopped["model_speedup"], y=stopped["compression"], mode="markers",
             name="stopped early (pruned at a rung)", hoverinfo="text",
             hovertext=[f"trial {n}: stopped at epoch {e:g}" for n, e in
                        zip(stopped["number"], stopped["pruned_at_epoch"], strict=True)],
             marker={"color": "lightgrey", "size": 5, "symbol": "x-thin",
                     "line": {"color": "grey", "width": 1}}))
-    fig.add_trace(go.Scatter(x=grey["speedup"], y=grey["compression"], mode="markers",
+    fig.add_trace(go.Scatter(x=grey["model_speedup"], y=grey["compression"], mode="markers",
                              name="infeasible (above the bar)", hovertext=_hover(grey),
                              hoverinfo="text", marker={"color": "lightgrey", "size": 8,
                                                        "line": {"color": "grey", "width": 1}}))
     fig.add_trace(go.Scatter(
-        x=ok["speedup"], y=ok["compression"], mode="markers", name="feasible (symbol: quant)",
+        x=ok["model_speedup"], y=ok["compression"], mode="markers", name="feasible (symbol: quant)",
         hovertext=_hover(ok), hoverinfo="text",
         marker={"color": ok["quality"], "colorscale": "Viridis", "size": 11,
                 "symbol": [styles[str(q)][1] for q in ok["quant"]],
                 "colorbar": {"title": "quality"}, "cmin": 0, "cmax": info.quality_bar}))
-    fig.add_trace(_front_rings(done[done["on_front"]], "speedup", "compression"))
+    fig.add_trace(_front_rings(done[done["on_front"]], "model_speedup", "compression"))
     fig.add_trace(go.Scatter(
         x=[s for _, s, _ in SEED_RESULTS], y=[c for _, _, c in SEED_RESULTS],
         mode="markers+text", name="seeds (by hand)", text=[s for s, _, _ in SEED_RESULTS],
@@ -179,13 +180,15 @@ def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
                              text=["teacher"], textposition="top center",
                              marker={"symbol": "star", "size": 18, "color": "gold",
                                      "line": {"color": "black", "width": 1}}))
-    xs = [1.0, TARGET, *done["speedup"].dropna(), *(s for _, s, _ in SEED_RESULTS)]
+    xs = [1.0, TARGET, *done["model_speedup"].dropna(), *(s for _, s, _ in SEED_RESULTS)]
     ys = [1.0, TARGET, *done["compression"].dropna(), *(c for _, _, c in SEED_RESULTS)]
-    fig.add_trace(_reference_line([TARGET] * 2, [min(ys), max(ys)], f"{TARGET:g}x speed-up"))
+    fig.add_trace(_reference_line([TARGET] * 2, [min(ys), max(ys)],
+                                  f"{TARGET:g}x network speed-up"))
     fig.add_trace(_reference_line([min(xs), max(xs)], [TARGET] * 2,
                                   f"{TARGET:g}x compression", at_start=True))
     fig.update_layout(title=f"{info.name}: {FIGURES['speedup_vs_compression']}",
-                      xaxis={"type": "log", "title": "speed-up: teacher MACs / student MACs"},
+                      xaxis={"type": "log", "title": "network speed-up: teacher / student network "
+                                                     "MACs (the seeds' measure)"},
                       yaxis={"type": "log", "title": "compression: teacher bytes / student bytes"},
                       template="plotly_white",
                       legend={"orientation": "h", "y": -0.15, "itemsizing": "constant"})

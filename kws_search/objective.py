@@ -24,7 +24,14 @@ from kws_search.distill import TeacherOutputs
 from kws_search.errors import KwsSearchError
 from kws_search.evaluate import EvalSet, summarize
 from kws_search.features import FeatureConfig, FeatureSet
-from kws_search.fidelity import RUNG_PREFIX, RungJudge
+from kws_search.fidelity import (
+    FINAL_OF,
+    FINAL_STAGE,
+    RUNG_PREFIX,
+    SEARCH_STAGE,
+    STAGE,
+    RungJudge,
+)
 from kws_search.latency import hop_latency_us
 from kws_search.measure import count_macs, frontend_bytes, frontend_macs, predict_deployed
 from kws_search.models import CRNN, CRNNConfig
@@ -40,7 +47,7 @@ from kws_search.quantize import (
 )
 from kws_search.search_space import FrontEnd, SearchSpace
 from kws_search.teacher import measure_model
-from kws_search.train import NonFiniteLoss, train
+from kws_search.train import NonFiniteLoss, TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +93,8 @@ class SearchContext:
     # students' own front ends (the space's `front_end`): their features, calibration clips
     # and cross-engine clips, by feature settings; the teacher's own are the fields above
     front_ends: dict[FeatureConfig, StudentFeatures] = field(default_factory=dict)
+    # how finalists train: the teacher's own recipe (to convergence), read from its checkpoint
+    final_train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
     def quality_bar(self) -> float:
@@ -128,6 +137,10 @@ def make_objective(context: SearchContext, space: SearchSpace,
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         config = space.sample(trial)
+        final = FINAL_OF in trial.user_attrs  # a finalist: trained as the teacher was
+        if final:
+            config = replace(config, train=replace(context.final_train,
+                                                   seed=config.train.seed))
         # the teacher's features (an imported teacher's may differ), or the student's own
         own = context.student_features(config.front_end)
         features = own.features
@@ -149,7 +162,10 @@ def make_objective(context: SearchContext, space: SearchSpace,
         torch.manual_seed(config.train.seed + trial.number)
         student = prepare_for_training(CRNN(config.model), config.quant)
         judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
-                          size["compression"]) if rungs.epochs else None
+                          size["compression"]) if rungs.epochs and not final else None
+        trial.set_user_attr(STAGE, FINAL_STAGE if final else SEARCH_STAGE)
+        per_epoch = config.train.samples_per_epoch or features.train.shape[1]
+        per_epoch = max(1, per_epoch // config.train.batch_size) * config.train.batch_size
 
         def on_epoch(epoch: int, best_quality: float) -> None:
             if after_epoch is not None:
@@ -165,6 +181,8 @@ def make_objective(context: SearchContext, space: SearchSpace,
         except optuna.TrialPruned:
             stopped_at = trial.user_attrs["pruned_at_epoch"]
             trial.set_user_attr("train_seconds", time.perf_counter() - start)
+            trial.set_user_attr("budget_epochs", stopped_at)
+            trial.set_user_attr("budget_samples", stopped_at * per_epoch)
             # infeasible by its quality so far, so samplers rank it with the students that
             # missed the bar instead of counting it feasible (a pruned trial has no values)
             _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
@@ -184,6 +202,9 @@ def make_objective(context: SearchContext, space: SearchSpace,
             "quant": config.quant,
             "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
             "train_seconds": train_seconds,
+            # what it was trained on: epochs run (to convergence for a finalist) and samples
+            "budget_epochs": len(result.history),
+            "budget_samples": len(result.history) * per_epoch,
         })
         speedup, compression = size["speedup"], size["compression"]
         measures.update(latency_speedup=teacher["latency_ms"] / measures["latency_ms"])

@@ -20,6 +20,7 @@ RUNTIMES = ("onnxruntime", "torchscript")  # where `--speed latency` measures
 ONNX_GRAPH = 2
 ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")  # the `onnx` extra
 QUALITY_MARGIN = 1.1  # the default bar: students within 1.1x the teacher's validation quality
+FINALISTS = 6  # students of the finished search trained again to convergence (run --finalists)
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 90  # seconds without a heartbeat before the trial is failed and retried
 

@@ -11,9 +11,11 @@ opens the study and writes the pages around them.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -24,7 +26,10 @@ from kws_search.study import Progress, summarize
 from kws_search.tables import (
     CI_COLUMN,
     StudyInfo,
+    answer,
     cross_text,
+    curve_lines,
+    curve_markdown,
     format_value,
     front_table,
     hypervolume_history,
@@ -60,11 +65,14 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
     table = trials_table(study)
     front = front_table(table, info)
     files: list[Path] = []
+    result = answer(study)
     for name, frame in (("trials", table), ("front", front)):
         frame.to_csv(folder / f"{name}.csv", index=False)
-        (folder / f"{name}.md").write_text(_markdown_page(name, frame, info),
+        (folder / f"{name}.md").write_text(_markdown_page(name, frame, info, result),
                                             encoding="utf-8")
         files += [folder / f"{name}.csv", folder / f"{name}.md"]
+    (folder / "answer.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    files.append(folder / "answer.json")
     figures = {"quality_vs_macs": metric_figure(table, info, "macs"),
                "quality_vs_bytes": metric_figure(table, info, "bytes"),
                "speedup_vs_compression": tradeoff_figure(table, info),
@@ -79,7 +87,7 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
         files += written
     progress = summarize(study)
     index = folder / "index.html"
-    index.write_text(_index_html(info, progress, front, figures, files[:4]),
+    index.write_text(_index_html(info, progress, front, figures, files[:4], result),
                      encoding="utf-8")
     files.append(index)
     notes = [] if info.teacher else ["study has no teacher attributes: no teacher point"]
@@ -87,10 +95,11 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
 
 
 def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
-                figures: Iterable[str], tables: Iterable[Path]) -> str:
+                figures: Iterable[str], tables: Iterable[Path], result: dict[str, Any]) -> str:
     teacher = info.teacher
     summary = (f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a "
-               f"rung), {progress.failed} failed, {progress.running} "
+               f"rung), {progress.failed} failed, {progress.finals} finalists (trained to "
+               f"convergence), {progress.running} "
                f"running; feasible front {progress.front}; best feasible speed-up "
                f"{progress.best_speedup:.2f}x, compression {progress.best_compression:.2f}x")
     bar = f"{info.quality_bar:.4g}" if info.quality_bar is not None else "unknown"
@@ -114,7 +123,9 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
              + "</p><h2>Feasible Pareto front (test quality beside validation)</h2>",
              "<div style='overflow-x:auto'>"
              + front.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
-             + "</div>" if not front.empty else "<p>no feasible student yet</p>"]
+             + "</div>" if not front.empty else "<p>no feasible student yet</p>",
+             "<h2>The answer</h2><pre>" + html.escape("\n".join(curve_lines(result)))
+             + "</pre><p>(answer.json holds the same numbers)</p>"]
     for name in figures:
         parts.append(f"<h2><a href='{name}.html'>{html.escape(FIGURES[name])}</a></h2>"
                      f"<iframe src='{name}.html' loading='lazy'></iframe>")
@@ -131,7 +142,8 @@ def _cross_note(info: StudyInfo) -> str:
             f"only, never used to train or select): teacher {cross_text(info.teacher_cross)}")
 
 
-def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo) -> str:
+def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo,
+                   result: dict[str, Any]) -> str:
     teacher = info.teacher
     head = (f"# {'Trials' if name == 'trials' else 'Feasible Pareto front'} of study "
             f"{info.name}\n\nteacher validation quality "
@@ -143,4 +155,14 @@ def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo) -> str:
     if name == "front":
         head += ("test_val_ratio = test_quality / val_quality: well above 1 means the search "
                  "picked students that fit the validation split by luck.\n\n")
-    return head + (to_markdown(frame) if not frame.empty else "(none yet)\n")
+    if name != "front":
+        return head + (to_markdown(frame) if not frame.empty else "(none yet)\n")
+    if frame.empty:
+        closest = result["closest"]
+        head += (f"No student is within the bar ({info.margin:g}x the teacher) yet" + (
+            f"; the closest is trial {closest['trial']} at {closest['times_teacher']:.2f}x the "
+            f"teacher (speed-up {closest['speedup']:.2f}x, compression "
+            f"{closest['compression']:.2f}x)" if closest else "") + ".\n\n")
+    else:
+        head += to_markdown(frame) + "\n"
+    return head + "## " + curve_markdown(result)

@@ -9,7 +9,28 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
+from kws_search.fidelity import is_final
 from kws_search.options import SAMPLERS
+
+DISTINCT_TRIES = 20  # random draws to find a student the study does not hold yet
+
+
+def held_students(study: optuna.Study) -> set[tuple]:
+    """Parameter sets of the study's search-stage trials (finished, running, queued or failed
+    and due for a retry); finalists retrain students at another budget and do not count."""
+    held = set()
+    for t in study.get_trials(deepcopy=False):
+        if is_final(t):
+            continue
+        params = t.params if t.state != TrialState.WAITING else t.system_attrs.get(
+            "fixed_params", {})
+        if params:
+            held.add(_key(params))
+    return held
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted(params.items()))
 
 
 class UnknownSampler(KwsSearchError, ValueError):
@@ -64,7 +85,24 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict) -> dict[str, Any]:
-        return self.base.sample_relative(study, trial, search_space)
+        """The base sampler's student, unless the study already holds it (measured, running
+        or queued): then a random one it does not hold. A model-based sampler proposes the
+        same point again when its model does not change, and a second trial of one student
+        at one budget measures nothing new."""
+        params = self.base.sample_relative(study, trial, search_space)
+        if not params or set(params) != set(search_space):
+            return params
+        held = held_students(study)
+        if _key(params) not in held:
+            return params
+        fallback = optuna.samplers.RandomSampler(seed=int(np.random.SeedSequence(
+            [self._seed % 2**32, trial.number, 1]).generate_state(1)[0]))
+        for _ in range(DISTINCT_TRIES):
+            params = {name: fallback.sample_independent(study, trial, name, dist)
+                      for name, dist in search_space.items()}
+            if _key(params) not in held:
+                break
+        return params
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: Any) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import FrozenTrial, TrialState
 
+from kws_search.answer import front_pool
 from kws_search.errors import KwsSearchError
 from kws_search.objective import feasible
 from kws_search.options import RULES
@@ -18,8 +20,11 @@ class SelectionError(KwsSearchError, ValueError):
 
 
 def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balanced",
-               min_speedup: float = 0.0, min_compression: float = 0.0) -> FrozenTrial:
-    """Trial number `trial`, or the feasible trial a rule prefers among those meeting targets.
+               min_speedup: float = 0.0, min_compression: float = 0.0,
+               within: float | None = None) -> FrozenTrial:
+    """Trial number `trial`, or the trial a rule prefers among those meeting targets: the
+    feasible ones, or with `within`, those whose validation quality is within that multiple of
+    the teacher's. Only students of one budget compete: the finalists once there are any.
 
     Rules: `fastest` (highest speed-up), `smallest` (highest compression), `best` (lowest
     quality value), `balanced` (highest min(speed-up, compression)); ties go to better quality.
@@ -38,12 +43,34 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
         return chosen
     if rule not in RULES:
         raise SelectionError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    pool = [t for t in trials if t.state == TrialState.COMPLETE and feasible(t)
+    if within is not None and not (within > 0 and math.isfinite(within)):
+        raise SelectionError(f"--within must be a multiple > 0 of the teacher's quality, "
+                             f"got {within}")
+    teacher = (study.user_attrs.get("teacher") or {}).get("val_quality")
+    if within is not None and not teacher:
+        raise SelectionError(f"study {study.study_name!r} records no teacher quality, so "
+                             "--within has nothing to measure against; use --trial N")
+    candidates = front_pool(trials)
+
+    def allowed(t: FrozenTrial) -> bool:
+        return feasible(t) if within is None else t.values[0] <= within * teacher
+    pool = [t for t in candidates if allowed(t)
             and t.values[1] >= min_speedup and t.values[2] >= min_compression]
     if not pool:
-        raise SelectionError(f"no feasible trial in study {study.study_name!r} reaches speed-up "
-                             f">= {min_speedup} and compression >= {min_compression}; "
-                             "lower the targets or run more trials")
+        where = ("within the study's bar" if within is None
+                 else f"within {within:g}x the teacher's quality")
+        message = (f"no student of study {study.study_name!r} {where} reaches speed-up >= "
+                   f"{min_speedup:g} and compression >= {min_compression:g}")
+        closest = min(candidates, key=lambda t: t.values[0], default=None)
+        if closest is not None and teacher:
+            times = closest.values[0] / teacher
+            message += (f"; the closest is trial {closest.number} at {times:.2f}x the "
+                        f"teacher (speed-up {closest.values[1]:.2f}x, compression "
+                        f"{closest.values[2]:.2f}x): pass --within {math.ceil(times * 10) / 10:g}"
+                        " to choose among students that close, or --trial N")
+        else:
+            message += "; lower the targets or run more trials"
+        raise SelectionError(message)
     keys = {"fastest": lambda t: (-t.values[1], t.values[0]),
             "smallest": lambda t: (-t.values[2], t.values[0]),
             "best": lambda t: (t.values[0], -min(t.values[1:])),

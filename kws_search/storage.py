@@ -22,7 +22,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
-from kws_search.fidelity import finished
+from kws_search.fidelity import FINAL_OF, finished, is_final
 from kws_search.options import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
 logger = logging.getLogger(__name__)
@@ -108,24 +108,27 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRY or not trial.params:
         return
+    final = {FINAL_OF: trial.user_attrs[FINAL_OF]} if is_final(trial) else {}  # still one
     study.add_trial(optuna.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        system_attrs={"failed_trial": history[0], "retry_history": history}))
+        user_attrs=final, system_attrs={"failed_trial": history[0], "retry_history": history}))
 
 def retry_interrupted(study: optuna.Study, target: int) -> int:
     """Queue again the students of trials stopped by Ctrl-C or a storage failure (not yet
     retried), as far as the study is short of `target`; returns how many."""
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-    waiting = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
-    room = target - sum(finished(t) for t in trials) - waiting
+    search = [t for t in trials if not is_final(t)]
+    waiting = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in search)
+    room = target - sum(finished(t) for t in search) - waiting
     queued = 0
-    for t in trials:
-        if (queued < room and t.state == TrialState.FAIL and t.number not in retried
+    for t in trials:  # an interrupted finalist is always queued again: it is one of a few
+        if ((queued < room or is_final(t)) and t.state == TrialState.FAIL
+                and t.number not in retried
                 and t.user_attrs.get("fail_reason", "").startswith((INTERRUPTED,
                                                                      STORAGE_FAILURE))):
             retry_trial(study, t)
-            queued += 1
+            queued += not is_final(t)
     return queued
 
 def _with_installed_driver(url: str) -> str:

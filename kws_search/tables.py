@@ -15,9 +15,12 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from kws_search.answer import curve, front_pool, pareto_front
+from kws_search.fidelity import is_final
 from kws_search.objective import CONSTRAINTS_KEY, OBJECTIVES, QUALITY_MARGIN, feasible
 
-MEASURES = ("val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
+MEASURES = ("stage", "final_of", "budget_epochs", "budget_samples",
+            "val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
             "float_val_quality", "best_epoch", "macs", "frontend_macs", "model_speedup",
             "bytes", "frontend_bytes", "state_dict_bytes", "params", "latency_ms",
             "latency_speedup", "quant", "quantized_modules", "train_seconds",
@@ -73,10 +76,10 @@ def cross_text(numbers: dict[str, Any]) -> str:
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, flags, objectives, constraint, measurements, params, failure.
 
-    `on_front` is Optuna's own Pareto front (`study.best_trials`, feasible trials only, as
-    every complete kws-search trial records its constraint).
+    `on_front` is Optuna's own Pareto front of the feasible trials of one budget (the
+    finalists once there are any); every complete kws-search trial records its constraint.
     """
-    front = {t.number for t in study.best_trials}
+    front = {t.number for t in pareto_front(front_pool(study.get_trials(deepcopy=False)))}
     rows = []
     for t in study.get_trials(deepcopy=False):
         done = t.state == TrialState.COMPLETE and t.values is not None
@@ -193,3 +196,55 @@ def hypervolume_history(table: pd.DataFrame, bar: float | None) -> pd.DataFrame:
 def _covers(a: Sequence[float], b: Sequence[float]) -> bool:
     """`a` is at least as good as `b` in every gain."""
     return all(x >= y for x, y in zip(a, b, strict=True))
+
+
+def answer(study: optuna.Study) -> dict[str, Any]:
+    """The study's answer as data: per quality level (a multiple of the teacher's validation
+    quality), the best speed-up (front end included), network speed-up and compression with
+    their trials; over the finalists once there are any, else the search's complete trials."""
+    trials = study.get_trials(deepcopy=False)
+    pool = front_pool(trials)
+    teacher = study.user_attrs.get("teacher") or {}
+    quality = teacher.get("val_quality")
+    rows = curve(pool, quality) if quality else []
+    finals = bool(pool) and is_final(pool[0])
+    closest = min(pool, key=lambda t: t.values[0], default=None)
+    return {"study": study.study_name, "teacher_val_quality": quality,
+            "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
+            "basis": "finalists" if finals else "search trials", "students": len(pool),
+            "budget_epochs": sorted({t.user_attrs.get("budget_epochs") for t in pool
+                                     if t.user_attrs.get("budget_epochs") is not None}),
+            "closest": None if closest is None or not quality else {
+                "trial": closest.number, "times_teacher": closest.values[0] / quality,
+                "speedup": closest.values[1], "compression": closest.values[2]},
+            "levels": [row.to_dict() for row in rows]}
+
+
+def curve_lines(result: dict[str, Any]) -> list[str]:
+    """The answer as a small text table: one row per quality level."""
+    def cell(best: dict[str, Any] | None) -> str:
+        return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
+    head = (f"the answer ({result['students']} {result['basis']}): the best student within "
+            "each multiple of the teacher's validation quality")
+    rows = [("quality within", "students", "speed-up", "network speed-up", "compression")]
+    for level in result["levels"]:
+        rows.append((f"{level['level']:g}x teacher", str(level["students"]),
+                     cell(level["speedup"]), cell(level["model_speedup"]),
+                     cell(level["compression"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [head] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                     for r in rows]
+
+
+def curve_markdown(result: dict[str, Any]) -> str:
+    """The answer as a Markdown table (front.md)."""
+    lines = curve_lines(result)
+    table = pd.DataFrame([{
+        "quality within": f"{lv['level']:g}x teacher", "students": lv["students"],
+        "speed-up": _best_text(lv["speedup"]), "network speed-up": _best_text(lv["model_speedup"]),
+        "compression": _best_text(lv["compression"])} for lv in result["levels"]])
+    return f"{lines[0]}\n\n" + (to_markdown(table) if not table.empty else "(no students)\n")
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    return "" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"

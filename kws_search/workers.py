@@ -27,7 +27,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.context import build_context
-from kws_search.fidelity import finished
+from kws_search.fidelity import FINAL_OF, finished, is_final
 from kws_search.objective import SearchContext, make_objective
 from kws_search.search_space import load_space
 from kws_search.storage import (
@@ -46,6 +46,7 @@ from kws_search.study import (
     RunSettings,
     check_identity,
     open_study,
+    queue_finalists,
     record_study_info,
     seed_hand_tuned,
     study_identity,
@@ -61,7 +62,8 @@ def _with_fail_reason(objective: Callable, target: int, ctrl_c: _CtrlC) -> Calla
     attribute, then let Optuna mark it failed. Ctrl-C, held while Optuna made the trial,
     comes through here: the trial exists and is failed as interrupted."""
     def wrapped(trial: optuna.Trial) -> Any:
-        _prune_if_surplus(trial, target)
+        if FINAL_OF not in trial.user_attrs:  # finalists are queued: each is taken once
+            _prune_if_surplus(trial, target)
         try:
             with ctrl_c.let_through():
                 return objective(trial)
@@ -87,7 +89,7 @@ def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
     with exactly `target` complete trials. If the earlier one then fails, its worker runs
     another, so nothing is lost.
     """
-    trials = trial.study.get_trials(deepcopy=False)
+    trials = [t for t in trial.study.get_trials(deepcopy=False) if not is_final(t)]
     complete = sum(finished(t) for t in trials)
     ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
     if complete + ahead >= target:
@@ -97,8 +99,9 @@ def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
 
 def run_worker(settings: RunSettings, threads: int, progress: bool = False,
                on_trial: Callable[[], None] | None = None,
-               context: SearchContext | None = None) -> None:
-    """One worker: take trials until the study holds `settings.trials` complete ones.
+               context: SearchContext | None = None, final: bool = False) -> None:
+    """One worker: take trials until the study holds `settings.trials` finished search
+    trials, or (`final`) until no queued finalist is left.
 
     While the missing trials are all RUNNING elsewhere, wait rather than stop: one of them may
     still fail, or belong to a killed worker (failed and re-queued once its heartbeat is older
@@ -112,11 +115,12 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
     with _CtrlC() as ctrl_c:
         objective = _with_fail_reason(make_objective(context, space, ctrl_c.check),
                                       settings.trials, ctrl_c)
-        _take_trials(settings, study, objective, on_trial, ctrl_c)
+        _take_trials(settings, study, objective, on_trial, ctrl_c, final)
 
 
 def _take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
-                 on_trial: Callable[[], None] | None, ctrl_c: _CtrlC) -> None:
+                 on_trial: Callable[[], None] | None, ctrl_c: _CtrlC,
+                 final: bool = False) -> None:
     """The worker loop of `run_worker`."""
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     done: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
@@ -126,12 +130,15 @@ def _take_trials(settings: RunSettings, study: optuna.Study, objective: Callable
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False)
+        trials = [t for t in study.get_trials(deepcopy=False) if is_final(t) == final]
         complete = sum(finished(t) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        if complete >= settings.trials:
+        # the search stops at --trials; the final stage when its queue is empty
+        target = (complete + running + sum(t.state == TrialState.WAITING for t in trials)
+                  if final else settings.trials)
+        if complete >= target:
             break
-        if complete + running >= settings.trials:
+        if complete + running >= target:
             if not told_waiting:  # loud on a fresh start (resume after a kill), quiet at the end
                 logger.log(logging.INFO if done else logging.WARNING,
                            "waiting for %d running trial(s) to finish the study; a trial of a "
@@ -250,13 +257,13 @@ def _import_lazy_torch() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def _worker_entry(settings: RunSettings, threads: int) -> None:
+def _worker_entry(settings: RunSettings, threads: int, final: bool = False) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # as the CLI does
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     try:
-        run_worker(settings, threads)
+        run_worker(settings, threads, final=final)
     except KeyboardInterrupt:
         pass
     except StudyError as exc:  # one line, not a traceback per worker
@@ -280,17 +287,38 @@ def run_search(settings: RunSettings, progress: bool = True,
     if retried:
         logger.warning("retrying %d student(s) interrupted last time (Ctrl-C or storage)",
                        retried)
+    _run_workers(settings, study, context, on_update)
+    search = [t for t in study.get_trials(deepcopy=False) if not is_final(t)]
+    if sum(finished(t) for t in search) < settings.trials:  # stopped by --timeout
+        return study
+    queued = queue_finalists(study, settings.finalists)
+    if queued:
+        logger.info("training %d finalists the way the teacher was trained", queued)
+    waiting = [t for t in study.get_trials(deepcopy=False)
+               if is_final(t) and t.state == TrialState.WAITING]
+    if waiting:
+        _run_workers(settings, study, context, on_update, final=True,
+                     jobs=min(settings.jobs, len(waiting)))
+    return study
+
+
+def _run_workers(settings: RunSettings, study: optuna.Study, context: SearchContext,
+                 on_update: Callable[[Progress], None] | None, final: bool = False,
+                 jobs: int | None = None) -> None:
+    """`jobs` (default: settings.jobs) workers on the search or (`final`) the finalists, in
+    this process when there is one."""
+    jobs = jobs or settings.jobs
     cores = os.cpu_count() or 1
-    threads = settings.threads or max(1, cores // settings.jobs)  # 0: share the cores out
-    if settings.jobs <= 1:
+    threads = settings.threads or max(1, cores // jobs)  # 0: share the cores out
+    if jobs <= 1:
         def tick() -> None:
             if on_update:
                 on_update(summarize(study))
-        run_worker(settings, threads, context=context, on_trial=tick)
-        return study
+        run_worker(settings, threads, context=context, on_trial=tick, final=final)
+        return
     ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=_worker_entry, args=(settings, threads), daemon=False)
-               for _ in range(settings.jobs)]
+    workers = [ctx.Process(target=_worker_entry, args=(settings, threads, final), daemon=False)
+               for _ in range(jobs)]
     for w in workers:
         w.start()
     # SIGTERM (`kill`, a job scheduler) would end this process alone and leave the workers
@@ -316,7 +344,6 @@ def run_search(settings: RunSettings, progress: bool = True,
     if bad:
         raise StudyError(f"{len(bad)} worker(s) exited with errors {bad}; "
                          "completed trials are kept, re-run the same command to resume")
-    return study
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt

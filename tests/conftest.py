@@ -104,7 +104,7 @@ def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
     values = dict(data=tiny_data, keyword="sheila", teacher=teacher, study="tiny",
                   storage=f"sqlite:///{folder / 'tiny.db'}", space="tiny", trials=3,
                   cache_dir=folder / "cache", features=TINY_FEATURES,
-                  artifact_dir=folder / "artifacts")
+                  artifact_dir=folder / "artifacts", finalists=0)  # tests of finalists ask
     values.update(overrides)
     return RunSettings(**values)
 

@@ -56,16 +56,32 @@ def test_targets_narrow_the_pool(study):
     assert picked(study, rule="fastest", min_compression=5) == "balanced"
     assert picked(study, rule="best", min_speedup=6, min_compression=6) == "balanced"
     assert picked(study, rule="fastest", min_speedup=10) == "fast_better"  # targets inclusive
-    with pytest.raises(SelectionError, match="no feasible trial in study 'picks' reaches "
-                                             r"speed-up >= 20 .*lower the targets"):
+    with pytest.raises(SelectionError, match="no student of study 'picks' within the study's "
+                                             r"bar reaches speed-up >= 20 .*lower the targets"):
         pick_trial(study, min_speedup=20)
 
 
 def test_a_study_without_feasible_trials_says_so():
     study = optuna.create_study(study_name="none-ok", directions=list(DIRECTIONS))
     study.add_trial(create_trial(values=[0.5, 9.0, 9.0], system_attrs={"constraints": [0.1]}))
-    with pytest.raises(SelectionError, match="no feasible trial in study 'none-ok'"):
+    with pytest.raises(SelectionError, match="no student of study 'none-ok' within the "):
         pick_trial(study)
+
+
+def test_without_feasible_students_export_names_the_closest_and_within_chooses_near_it():
+    study = optuna.create_study(study_name="near", directions=list(DIRECTIONS))
+    study.set_user_attr("teacher", {"val_quality": 0.1})
+    for values in ([0.5, 9.0, 9.0], [0.24, 2.0, 3.0], [0.3, 4.0, 5.0]):
+        study.add_trial(create_trial(values=values,
+                                     system_attrs={"constraints": [values[0] - 0.11]}))
+    with pytest.raises(SelectionError, match=r"the closest is trial 1 at 2.40x the teacher .*"
+                                             r"pass --within 2.4 "):
+        pick_trial(study)
+    assert pick_trial(study, within=2.4).number == 1
+    assert pick_trial(study, within=3).number == 2  # balanced: min(4, 5) beats min(2, 3)
+    assert pick_trial(study, within=5, rule="fastest").number == 0
+    with pytest.raises(SelectionError, match="within 2x the teacher's quality"):
+        pick_trial(study, within=2)
 
 
 def test_an_unknown_rule_names_the_rules(study):

@@ -81,3 +81,63 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == workers.INTERRUPTED
     assert trained == []  # stopped before the student trained
+
+
+def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
+        tiny_data, tiny_teacher, tiny_settings, tmp_path):
+    from kws_search.answer import front_pool
+    from kws_search.fidelity import FINAL_OF, is_final
+    from kws_search.study import feasible_front
+
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=3, finalists=2,
+                             seed_hand_tuned=False)
+    study = run_search(settings, progress=False)
+    trials = study.get_trials()
+    search = [t for t in trials if not is_final(t)]
+    finals = [t for t in trials if is_final(t)]
+    assert len(search) == 3 and len(finals) == 2
+    assert all(t.state == TrialState.COMPLETE for t in finals)
+    by_number = {t.number: t for t in search}
+    teacher_epochs = 2  # the tiny teacher's recipe (conftest), not the tiny space's 1 epoch
+    for final in finals:
+        source = by_number[final.user_attrs[FINAL_OF]]
+        assert final.params == source.params
+        assert final.user_attrs["stage"] == "final" and source.user_attrs["stage"] == "search"
+        assert final.user_attrs["budget_epochs"] == teacher_epochs
+        assert source.user_attrs["budget_epochs"] == 1
+        assert final.user_attrs["budget_samples"] > source.user_attrs["budget_samples"]
+    assert front_pool(trials) == [t for t in finals if t.state == TrialState.COMPLETE]
+    assert {t.number for t in feasible_front(study)} <= {t.number for t in finals}
+    again = run_search(settings, progress=False)  # resumed: nothing queued or trained twice
+    assert len(again.get_trials()) == 5
+
+
+def test_the_sampler_never_proposes_a_student_the_study_holds():
+    import optuna
+
+    from kws_search.samplers import held_students, make_sampler
+
+    space = {"x": optuna.distributions.IntDistribution(0, 1),
+             "y": optuna.distributions.IntDistribution(0, 2)}
+
+    class Repeating(optuna.samplers.BaseSampler):  # a model-based sampler stuck on one point
+        def infer_relative_search_space(self, study, trial):
+            return space
+
+        def sample_relative(self, study, trial, search_space):
+            return {"x": 0, "y": 0}
+
+        def sample_independent(self, study, trial, name, dist):
+            raise AssertionError("not reached")
+
+    sampler = make_sampler("random", 0)
+    sampler.base = Repeating()
+    sampler.before_trial = lambda study, trial: None  # keep the stuck sampler
+    study = optuna.create_study(sampler=sampler)
+    seen = []
+    for _ in range(6):
+        trial = study.ask(space)
+        seen.append((trial.params["x"], trial.params["y"]))
+        study.tell(trial, 0.0)
+    assert len(set(seen)) == 6  # every student of the 2 x 3 space once
+    assert len(held_students(study)) == 6

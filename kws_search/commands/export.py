@@ -9,6 +9,7 @@ from pathlib import Path
 from kws_search.commands.common import (
     add_data_options,
     add_study_options,
+    positive_float,
     probability,
     teacher_file,
 )
@@ -18,6 +19,7 @@ HELP = """examples:
   kws-search export                          # balanced: best min(speed-up, compression)
   kws-search export --rule smallest          # highest compression among feasible students
   kws-search export --rule best --min-speedup 10 --min-compression 10
+  kws-search export --within 1.5             # balanced, among students within 1.5x the teacher
   kws-search export --trial 42 --out checkpoints/kws42.pt
   kws-search export --baseline               # the teacher, exported the same way
   kws-search export --format onnx            # ONNX Runtime, state as inputs and outputs
@@ -38,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "compression)), fastest, smallest, or best quality")
     which.add_argument("--export-teacher", "--baseline", dest="export_teacher",
                        action="store_true", help="export the teacher instead of a student")
+    parser.add_argument("--within", type=positive_float, default=None, metavar="M",
+                        help="choose by --rule among students within M x the teacher's "
+                             "validation quality instead of the study's bar (e.g. 1.5)")
     parser.add_argument("--min-speedup", type=float, default=0.0,
                         help="pick only among trials at least this much faster than the teacher")
     parser.add_argument("--min-compression", type=float, default=0.0,
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
         study = load_study(args.study, storage_url(args))
         trial = pick_trial(study, args.trial, args.rule, args.min_speedup,
-                           args.min_compression)
+                           args.min_compression, args.within)
         source = fetch_checkpoint(study, trial,
                                   args.checkpoints / f"{args.study}-trial{trial.number}.pt")
         out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.{suffix}"

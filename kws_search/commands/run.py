@@ -14,12 +14,14 @@ from kws_search.commands.common import (
     DEFAULT_FESTIVAL,
     add_data_options,
     add_study_options,
+    non_negative_int,
     positive_float,
     positive_int,
     storage_url,
     teacher_file,
 )
 from kws_search.options import (
+    FINALISTS,
     HEARTBEAT_INTERVAL,
     QUALITY_MARGIN,
     RUNTIMES,
@@ -73,6 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads per worker (default: 1, fastest for small "
                              "students; --jobs fills the cores)")
+    parser.add_argument("--finalists", type=non_negative_int, default=FINALISTS,
+                        help="after the trials, train this many students of the search's front "
+                             "again the way the teacher was trained (its recipe, to "
+                             "convergence); the study's front is then theirs (default: "
+                             "%(default)s; 0 skips it)")
     parser.add_argument("--timeout", type=positive_float, default=None,
                         help="stop after SECONDS of search (> 0)")
     parser.add_argument("--allow-changes", action="store_true",
@@ -173,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     from kws_search.checkpoint import read_checkpoint
     from kws_search.features import FeatureConfig
 
-    features = FeatureConfig(**read_checkpoint(teacher_file(args))["features"])  # the teacher's
+    # the teacher's features
+    features = FeatureConfig.from_dict(read_checkpoint(teacher_file(args))["features"])
     settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
                            study=args.study, storage=storage_url(args), space=args.space,
                            sampler=args.sampler, seed=args.seed, trials=args.trials,
@@ -183,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
                            heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
                            threads=args.threads, cross_data=args.cross_data,
                            allow_changes=args.allow_changes, features=features,
-                           speed=args.speed, runtime=args.runtime, margin=args.margin)
+                           speed=args.speed, runtime=args.runtime, margin=args.margin,
+                           finalists=args.finalists)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -209,8 +218,16 @@ def print_front(study) -> None:
     """The feasible Pareto front as a table, and failures summarized by reason."""
     import pandas as pd
 
+    from kws_search.answer import front_pool
     from kws_search.study import feasible_front, summarize
-    from kws_search.tables import CI_COLUMN, cross_text, interval_text, study_info
+    from kws_search.tables import (
+        CI_COLUMN,
+        answer,
+        cross_text,
+        curve_lines,
+        interval_text,
+        study_info,
+    )
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
     margin = study_info(study).margin
@@ -223,21 +240,26 @@ def print_front(study) -> None:
         print(f"teacher on {study.user_attrs.get('cross_data', 'the cross-engine set')}: "
               f"{cross_text(teacher_cross)}")
     front = feasible_front(study)
+    result = answer(study)
     if not front:
-        print(f"no feasible student yet (quality within {margin:g}x of the teacher; a new "
-              "--study with a larger --margin accepts more)")
-        complete = sorted((t for t in study.get_trials(deepcopy=False)
-                           if t.values is not None), key=lambda t: t.values[0])
+        print(f"no feasible student yet (quality within {margin:g}x of the teacher)")
+        complete = sorted((t for t in front_pool(study.get_trials(deepcopy=False))),
+                          key=lambda t: t.values[0])
         for t in complete[:3]:
             q, sp, cp = t.values
             print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
                   f"speed-up {sp:.1f}x, compression {cp:.1f}x")
+        within = next((lv["level"] for lv in result["levels"] if lv["students"]), None)
+        if within is not None:
+            print(f"  next: `kws-search export --study {study.study_name} --within {within:g}` "
+                  f"exports the balanced student within {within:g}x the teacher")
     else:
         crossed = any("cross_quality" in t.user_attrs for t in front)
         rows = []
         for t in front:
             attrs = t.user_attrs
-            row = {"trial": t.number, "quality": f"{t.values[0]:.3e}",
+            row = {"trial": t.number, "budget_epochs": attrs.get("budget_epochs"),
+                   "quality": f"{t.values[0]:.3e}",
                    CI_COLUMN: interval_text(attrs.get("val_quality_lo"),
                                             attrs.get("val_quality_hi"), ".2e"),
                    "speedup": round(t.values[1], 2), "compression": round(t.values[2], 2),
@@ -250,8 +272,10 @@ def print_front(study) -> None:
             rows.append(row)
         print(f"feasible Pareto front ({len(front)} students):")
         print(pd.DataFrame(rows).to_string(index=False))
+    for line in curve_lines(result):
+        print(line)
     progress = summarize(study)
     print(f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a rung), "
-          f"{progress.failed} failed")
+          f"{progress.failed} failed; {progress.finals} finalists trained to convergence")
     for reason, count in progress.fail_reasons.most_common():
         print(f"failed x{count}: {reason}")

@@ -144,6 +144,7 @@ def snapshot(url: str) -> list[tuple]:
 def run_args(url: str, tiny_data: Path, tiny_teacher: Path, folder: Path, *extra: str):
     return ["run", "--data", str(tiny_data), "--teacher", str(tiny_teacher), "--cache",
             str(folder / "cache"), "--storage", url, "--study", "tiny", "--trials", "5",
+            "--finalists", "0",
             *([] if "--cross-data" in extra else ["--no-cross-data"]), *extra]
 
 

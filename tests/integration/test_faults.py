@@ -47,7 +47,7 @@ def run_args(inputs, db: Path, space: Path, trials: int, *extra: str) -> list[st
     return ["run", "--data", str(data), "--teacher", str(teacher), "--cache", str(cache),
             "--storage", f"sqlite:///{db}", "--study", "faults", "--space", str(space),
             "--trials", str(trials), "--no-hand-tuned", "--sampler", "random",
-            "--heartbeat", "1", "--threads", "1", "--jobs", "1", *extra]
+            "--heartbeat", "1", "--threads", "1", "--jobs", "1", "--finalists", "0", *extra]
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_stopping_the_parent_of_two_workers_stops_both(cli_inputs, tmp_path, sta
 
 def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tmp_path, capfd):
     # A plain RNN at lr 1e30 diverges (NonFiniteLoss; a GRU saturates and may not); a
-    # 200-frame kernel does not fit 101 frames (RuntimeError). Seed 7 of the random sampler
+    # 200-frame kernel does not fit 98 frames (RuntimeError). Seed 7 of the random sampler
     # gives nan, raise, nan, ok, ok.
     space = tiny_space(tmp_path, "faulty", rnn="rnn: rnn",
                        lr="lr: {type: categorical, choices: [5.0e-3, 1.0e+30]}",
