@@ -61,8 +61,8 @@ def pareto_front(trials: Sequence[FrozenTrial], feasible_only: bool = True,
         return []
     study = optuna.create_study(directions=list(DIRECTIONS))
     study.add_trials(trials if feasible_only else [_unconstrained(t) for t in trials])
-    numbers = {t.number for t in study.best_trials}
-    return sorted((t for t in trials if t.number in numbers), key=lambda t: t.values[0])
+    # added in order, so the copy numbered i is trials[i]
+    return sorted((trials[t.number] for t in study.best_trials), key=lambda t: t.values[0])
 
 
 def _unconstrained(trial: FrozenTrial) -> FrozenTrial:

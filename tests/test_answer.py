@@ -1,0 +1,59 @@
+"""The answer's curve, the front of one budget, and the choice of finalists."""
+
+from __future__ import annotations
+
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from kws_search.answer import curve, front_pool, pareto_front, pick_finalists
+from kws_search.fidelity import FINAL_OF
+
+TEACHER = 1.0e-4
+
+
+def student(n: int, quality: float, speedup: float, compression: float, final_of=None,
+            bar: float = 1.1 * TEACHER):
+    attrs = {"model_speedup": speedup * 2}
+    if final_of is not None:
+        attrs[FINAL_OF] = final_of
+    trial = create_trial(values=[quality, speedup, compression], params={"x": n},
+                         distributions={"x": IntDistribution(0, 99)}, user_attrs=attrs,
+                         system_attrs={"constraints": [quality - bar]})
+    trial.number = n
+    return trial
+
+
+SEARCH = [student(0, 1.0e-4, 1.0, 4.0), student(1, 1.4e-4, 2.0, 9.0),
+          student(2, 2.9e-4, 5.0, 30.0), student(3, 5.0e-4, 9.0, 90.0)]
+
+
+def test_each_level_names_its_fastest_and_smallest_student():
+    rows = {row.level: row for row in curve(SEARCH, TEACHER)}
+    assert rows[1.1].students == 1 and rows[1.1].speedup.trial == 0
+    assert rows[1.5].speedup.value == 2.0 and rows[1.5].compression.trial == 1
+    assert rows[1.5].model_speedup.value == 4.0  # the networks alone, as recorded
+    assert rows[3.0].compression.value == 30.0 and rows[3.0].speedup.trial == 2
+    assert rows[2.0].students == 2
+
+
+def test_a_level_without_students_names_none():
+    rows = curve(SEARCH[3:], TEACHER)
+    assert all(row.students == 0 and row.speedup is None for row in rows)
+
+
+def test_finalists_span_the_curve_from_the_best_student():
+    chosen = [t.number for t in pick_finalists(SEARCH, 6)]
+    assert chosen[0] == 0 and set(chosen) == {0, 1, 2}  # trial 3 is 5x the best
+    assert [t.number for t in pick_finalists(SEARCH, 2)] == chosen[:2]
+    assert pick_finalists(SEARCH, 0) == []
+
+
+def test_once_there_are_finalists_the_front_is_theirs_alone():
+    finals = [student(4, 0.9e-4, 1.0, 4.0, final_of=0), student(5, 1.2e-4, 2.0, 9.0, final_of=1)]
+    assert front_pool(SEARCH) == SEARCH
+    assert front_pool(SEARCH + finals) == finals
+    assert [t.number for t in pareto_front(front_pool(SEARCH + finals))] == [4]  # 5 > bar
+    assert [t.number for t in pareto_front(finals, feasible_only=False)] == [4, 5]
+    pruned = create_trial(state=TrialState.PRUNED, params={"x": 9},
+                          distributions={"x": IntDistribution(0, 99)})
+    assert front_pool([pruned]) == []
