@@ -53,6 +53,7 @@ class Report:
     info: StudyInfo
     png_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    answer: dict[str, Any] = field(default_factory=dict)  # tables.answer: the curve
 
 
 def write_report(study_name: str, storage: str, out: Path | None = None,
@@ -91,7 +92,8 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
                      encoding="utf-8")
     files.append(index)
     notes = [] if info.teacher else ["study has no teacher attributes: no teacher point"]
-    return Report(folder, files, figures, table, front, progress, info, png_error, notes)
+    return Report(folder, files, figures, table, front, progress, info, png_error, notes,
+                  result)
 
 
 def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,

@@ -124,7 +124,8 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
                                 if teacher_test is not None else pd.NA)
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
-    columns = ["number", "quant", "val_quality", CI_COLUMN, "test_quality", "test_val_ratio",
+    columns = ["number", "stage", "budget_epochs", "quant", "val_quality", CI_COLUMN,
+               "test_quality", "test_val_ratio",
                "test_within_bar", *cross, "speedup", "model_speedup", "compression",
                "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
                *params]

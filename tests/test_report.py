@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -117,7 +118,11 @@ def test_cli_report_prints_folder_and_summary(tiny_study, tmp_path, capsys,
                      "--out", str(out), "--no-png"])
     printed = capsys.readouterr().out
     assert code == 0 and (out / "index.html").is_file()
-    assert str(out) in printed and "3 complete, 0 failed" in printed and "front" in printed
+    assert str(out) in printed and "3 complete, 0 stopped early" in printed and "front" in printed
+    assert "the answer (3 search trials)" in printed and "1.5x teacher" in printed
+    answer = json.loads((out / "answer.json").read_text())
+    assert [level["level"] for level in answer["levels"]] == [1.1, 1.25, 1.5, 2.0, 3.0]
+    assert answer["students"] == 3 and answer["basis"] == "search trials"
 
 
 def test_missing_or_empty_study_is_a_clear_error(tmp_path, capsys, with_report_command):
