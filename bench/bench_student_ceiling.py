@@ -1,44 +1,56 @@
-"""How close can students get to the teacher's bar with long training? (one run per student)
+"""How close do students of a fixed ladder of sizes get to the teacher, trained as a trial and
+as a finalist? (3 seeds each, median and range)
 
-    python bench/bench_student_ceiling.py                         # default data and teacher
-    python bench/bench_student_ceiling.py --epochs 12 60 --students teacher-shape seed-1
+    python bench/bench_student_ceiling.py                          # the ladder, both budgets
+    python bench/bench_student_ceiling.py --budgets trial --seeds 1 --students "10x (int8)"
+    python bench/bench_student_ceiling.py --quant-lever            # float/int8/static/qat at 10x
 
-Trains fixed students the way a trial does (`train` with the teacher's cached outputs,
-samples_per_epoch 10240, batch 256, lr 5e-3 cosine, KD 0.5 at T 6, no SpecAugment), for each
-`--epochs`, and prints their validation and test quality against the study's bar (1.1 x the
-teacher's validation quality). When even long training leaves a student above the bar, no
-search of that size can reach a feasible student there. The last line is
-`best student: <quality> = <x> x the bar (<student>, <epochs> epochs)`.
+Every run is a trial of the search's own objective (`objective.make_objective` on the default
+space, the student's parameters queued), so students train exactly as a trial does: `trial`
+is the space's budget (18 epochs of 10,240 samples, rungs that never stop a lone student),
+`converged` the finalists' (the teacher's recipe, to convergence). Seeds are trial numbers
+0, 1, 2 (the objective seeds a student's weights with them). Quality is validation quality
+over the teacher's; the bar is 1.1x. The last line is
+`small students (>= 10x fewer network MACs and bytes): <x> x the teacher (<student>, <budget>)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import optuna
 import torch
 
 from kws_search.context import build_context
-from kws_search.distill import DistillConfig
-from kws_search.errors import run_script
-from kws_search.models import CRNN, CRNNConfig
-from kws_search.objective import QUALITY_MARGIN
+from kws_search.errors import ConfigError, run_script
+from kws_search.fidelity import FINAL_OF
+from kws_search.objective import DIRECTIONS, QUALITY_MARGIN, make_objective
 from kws_search.options import teacher_path
-from kws_search.quantize import prepare_for_training, quantize
+from kws_search.search_space import load_space
 from kws_search.study import RunSettings
-from kws_search.teacher import measure_model
-from kws_search.train import TrainConfig, train
 
-STUDENTS = {  # name -> (architecture, quantization); distilled unless "no KD" in the name
-    "teacher-shape (no KD)": (CRNNConfig(), "none"),
-    "teacher-shape": (CRNNConfig(), "none"),
-    "half (qat)": (CRNNConfig(cnn_channels=6, hidden=31, layers=1), "qat"),
-    "seed-1 (int8)": (CRNNConfig(cnn_channels=3, kernel_freq=7, stride_freq=6,
-                                 stride_time=10, hidden=12, layers=2), "int8"),
-    "small (qat)": (CRNNConfig(cnn_channels=3, kernel_freq=7, stride_freq=6, stride_time=10,
-                               hidden=16, layers=1), "qat"),
+TEACHER_SHAPE = {"cnn_channels": 8, "kernel_freq": 5, "kernel_time": 20, "stride_freq": 2,
+                 "stride_time": 8, "rnn": "gru", "hidden": 64, "layers": 2}
+DISTILL = {"kd_weight": 0.5, "temperature": 6.0, "attn_weight": 0.0, "lr": 5e-3}
+LADDER = {  # name -> architecture and quantization (about 1x, 3x, 10x and 20x fewer MACs)
+    "teacher shape (int8)": {**TEACHER_SHAPE, "mode": "int8"},
+    "3x (int8)": {**TEACHER_SHAPE, "cnn_channels": 6, "hidden": 31, "layers": 1,
+                  "mode": "int8"},
+    "10x (int8)": {**TEACHER_SHAPE, "cnn_channels": 4, "stride_freq": 3, "stride_time": 10,
+                   "hidden": 24, "layers": 1, "mode": "int8"},
+    "20x (int8)": {**TEACHER_SHAPE, "cnn_channels": 3, "kernel_freq": 7, "stride_freq": 6,
+                   "stride_time": 10, "hidden": 16, "layers": 1, "mode": "int8"},
 }
+QUANT_LEVER = {f"10x ({mode})": {**LADDER["10x (int8)"], "mode": mode}
+               for mode in ("none", "int8", "static_int8", "qat")}
+BUDGETS = ("trial", "converged")
+
+_context: Any = None  # each worker process builds the search context once
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,49 +59,82 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("data/synth"))
     parser.add_argument("--teacher", type=Path, default=None,
                         help="default: the one `run` uses for --data")
-    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
-    parser.add_argument("--epochs", type=int, nargs="+", default=[12, 48])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--students", nargs="+", default=None,
+                        choices=[*LADDER, *QUANT_LEVER], help="default: the ladder")
+    parser.add_argument("--quant-lever", action="store_true",
+                        help="the 10x student in every quantization mode, at the trial budget")
+    parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=BUDGETS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="processes, one thread each")
     return parser.parse_args()
+
+
+def _start(settings: RunSettings) -> None:
+    global _context
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    _context = replace(build_context(settings, progress=False), artifact_dir=None)
+
+
+def run_student(name: str, params: dict[str, Any], budget: str, seed: int) -> dict[str, Any]:
+    """One trial of the objective for a queued student: its recorded numbers."""
+    space = load_space("default")
+    study = optuna.create_study(directions=list(DIRECTIONS))
+    for _ in range(seed + 1):  # trial number = seed: the objective seeds weights with it
+        study.enqueue_trial({**params, **DISTILL},
+                            user_attrs={FINAL_OF: -1} if budget == "converged" else {})
+    study.optimize(make_objective(_context, space), n_trials=seed + 1)
+    trial = study.trials[seed]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        raise RuntimeError(f"{name} {budget} seed {seed}: {trial.state.name} "
+                           f"{trial.user_attrs.get('fail_reason', '')}")
+    attrs = trial.user_attrs
+    return {"name": name, "budget": budget, "seed": seed, "quality": trial.values[0],
+            "model_speedup": attrs["model_speedup"], "compression": trial.values[2],
+            "epochs": attrs["budget_epochs"], "seconds": attrs["train_seconds"]}
 
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
+    if args.seeds < 1 or args.jobs < 1:
+        raise ConfigError("--seeds and --jobs must be >= 1")
     teacher_file = args.teacher or teacher_path("checkpoints", args.data)
+    if not Path(teacher_file).is_file():
+        raise ConfigError(f"teacher {teacher_file} does not exist; run `kws-search teacher` "
+                          "or pass --teacher PATH")
+    students = args.students or list(QUANT_LEVER if args.quant_lever else LADDER)
+    budgets = ["trial"] if args.quant_lever else args.budgets
     settings = RunSettings(data=args.data, keyword="sheila", teacher=teacher_file,
-                           study="ceiling", storage="sqlite:///:memory:")
-    context = build_context(settings, progress=False)
-    teacher = context.teacher_metrics
-    bar = QUALITY_MARGIN * teacher["val_quality"]
-    print(f"teacher validation {teacher['val_quality']:.3e}, test {teacher['test_quality']:.3e};"
-          f" bar {bar:.3e}")
-    print(f"{'student':>22} {'epochs':>6} {'speed-up':>8} {'compr.':>7} {'val':>10} "
-          f"{'x bar':>6} {'test':>10} {'best ep':>7} {'s':>5}")
-    best = (float("inf"), "", 0)
-    for name in args.students:
-        config, quant = STUDENTS[name]
-        distill = DistillConfig() if "no KD" in name else DistillConfig(kd_weight=0.5,
-                                                                         temperature=6.0)
-        for epochs in args.epochs:
-            torch.manual_seed(0)
-            student = prepare_for_training(CRNN(config), quant)
-            start = time.perf_counter()
-            result = train(student, context.features,
-                           TrainConfig(epochs=epochs, lr=5e-3, batch_size=256,
-                                       spec_augment=False, samples_per_epoch=10240),
-                           distill, context.teacher_outputs)
-            seconds = time.perf_counter() - start
-            measures = measure_model(quantize(student, quant, context.calibration), CRNN(config),
-                                     context.features)
-            q = measures["val_quality"]
-            print(f"{name:>22} {epochs:>6} {teacher['macs'] / measures['macs']:>8.1f} "
-                  f"{teacher['bytes'] / measures['bytes']:>7.1f} {q:>10.3e} {q / bar:>6.2f} "
-                  f"{measures['test_quality']:>10.3e} {result.best_epoch:>7} {seconds:>5.0f}",
-                  flush=True)
-            best = min(best, (q, name, epochs))
-    print(f"best student: {best[0]:.3e} = {best[0] / bar:.2f} x the bar ({best[1]}, "
-          f"{best[2]} epochs)")
+                           study="ceiling", storage="sqlite:///:memory:",
+                           artifact_dir=Path("bench/out/ceiling-artifacts"))
+    _start(settings)  # here too: the caches are made once, before the workers read them
+    teacher = _context.teacher_metrics["val_quality"]
+    print(f"teacher validation {teacher:.3e}; bar ({QUALITY_MARGIN:g}x) "
+          f"{QUALITY_MARGIN * teacher:.3e}")
+    specs = {**LADDER, **QUANT_LEVER}
+    # the slowest (largest, converged) first, so the pool ends evenly
+    tasks = [(n, specs[n], b, s) for b in reversed(budgets) for n in students
+             for s in range(args.seeds)]
+    with ProcessPoolExecutor(args.jobs, initializer=_start, initargs=(settings,)) as pool:
+        results = list(pool.map(run_student, *zip(*tasks, strict=True)))
+    print(f"{'student':>22} {'budget':>9} {'net MACs':>8} {'bytes':>6} {'x teacher':>9} "
+          f"{'range':>11} {'x bar':>5} {'epochs':>6} {'s':>5}")
+    small = (float("inf"), "", "")
+    for budget in budgets:
+        for name in students:
+            runs = [r for r in results if r["name"] == name and r["budget"] == budget]
+            ratios = [r["quality"] / teacher for r in runs]
+            med = statistics.median(ratios)
+            first = runs[0]
+            print(f"{name:>22} {budget:>9} {first['model_speedup']:>7.1f}x "
+                  f"{first['compression']:>5.1f}x {med:>9.2f} "
+                  f"{min(ratios):>5.2f}-{max(ratios):<5.2f} {med / QUALITY_MARGIN:>5.2f} "
+                  f"{statistics.median(r['epochs'] for r in runs):>6g} "
+                  f"{statistics.median(r['seconds'] for r in runs):>5.0f}", flush=True)
+            if first["model_speedup"] >= 10 and first["compression"] >= 10:
+                small = min(small, (med, name, budget))
+    print(f"small students (>= 10x fewer network MACs and bytes): {small[0]:.2f} x the teacher "
+          f"({small[1] or 'none run'}, {small[2] or '-'})")
 
 
 if __name__ == "__main__":

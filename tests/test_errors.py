@@ -34,6 +34,8 @@ def test_every_error_class_of_the_library_derives_from_kws_search_error():
 @pytest.mark.parametrize("args, message", [
     (["bench/bench_train.py", "--data", "/nonexistent"], "dataset folder /nonexistent does not"),
     (["bench/bench_workers.py", "--teacher", "/nonexistent.pt"], "teacher /nonexistent.pt does"),
+    (["bench/bench_student_ceiling.py", "--teacher", "/nonexistent.pt"],
+     "teacher /nonexistent.pt does not exist"),
 ])
 def test_a_bench_given_a_missing_input_says_so_in_one_line(args, message):
     """A bench ends a user's mistake as the command line does: one line, exit status 1 (and
