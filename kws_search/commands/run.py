@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
     def update(p) -> None:
         bar.n = min(p.complete + p.pruned, args.trials)
-        bar.set_postfix(pruned=p.pruned, failed=p.failed, front=p.front,
+        bar.set_postfix(pruned=p.pruned, failed=p.failed, finalists=p.finals, front=p.front,
                         speedup=f"{p.best_speedup:.1f}x",
                         compression=f"{p.best_compression:.1f}x")
         bar.refresh()
