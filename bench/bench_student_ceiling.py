@@ -65,6 +65,10 @@ def parse_args() -> argparse.Namespace:
                         help="the 10x student in every quantization mode, at the trial budget")
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=BUDGETS)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--kd-weight", type=float, default=DISTILL["kd_weight"],
+                        help="share of the dark-knowledge term (default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=DISTILL["temperature"])
+    parser.add_argument("--attn-weight", type=float, default=DISTILL["attn_weight"])
     parser.add_argument("--jobs", type=int, default=2, help="processes, one thread each")
     return parser.parse_args()
 
@@ -76,12 +80,13 @@ def _start(settings: RunSettings) -> None:
     _context = replace(build_context(settings, progress=False), artifact_dir=None)
 
 
-def run_student(name: str, params: dict[str, Any], budget: str, seed: int) -> dict[str, Any]:
+def run_student(name: str, params: dict[str, Any], budget: str, seed: int,
+                distill: dict[str, float]) -> dict[str, Any]:
     """One trial of the objective for a queued student: its recorded numbers."""
     space = load_space("default")
     study = optuna.create_study(directions=list(DIRECTIONS))
     for _ in range(seed + 1):  # trial number = seed: the objective seeds weights with it
-        study.enqueue_trial({**params, **DISTILL},
+        study.enqueue_trial({**params, **distill},
                             user_attrs={FINAL_OF: -1} if budget == "converged" else {})
     study.optimize(make_objective(_context, space), n_trials=seed + 1)
     trial = study.trials[seed]
@@ -113,7 +118,11 @@ def main() -> None:
           f"{QUALITY_MARGIN * teacher:.3e}")
     specs = {**LADDER, **QUANT_LEVER}
     # the slowest (largest, converged) first, so the pool ends evenly
-    tasks = [(n, specs[n], b, s) for b in reversed(budgets) for n in students
+    distill = {**DISTILL, "kd_weight": args.kd_weight, "temperature": args.temperature,
+               "attn_weight": args.attn_weight}
+    print(f"distilled at KD weight {args.kd_weight:g}, temperature {args.temperature:g}, "
+          f"attention KD {args.attn_weight:g}; lr {distill['lr']:g}")
+    tasks = [(n, specs[n], b, s, distill) for b in reversed(budgets) for n in students
              for s in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs, initializer=_start, initargs=(settings,)) as pool:
         results = list(pool.map(run_student, *zip(*tasks, strict=True)))
