@@ -95,17 +95,20 @@ def _best(trials: list[FrozenTrial], measure) -> Best | None:
     return Best(float(value), trial.number)
 
 
-def pick_finalists(trials: Sequence[FrozenTrial], count: int) -> list[FrozenTrial]:
+def pick_finalists(trials: Sequence[FrozenTrial], count: int,
+                   teacher_quality: float | None = None) -> list[FrozenTrial]:
     """Up to `count` search trials to train again as the teacher was: the best quality, then
-    the students the curve names at each level, measured from the best student's quality (at
-    the search's short budget every student sits above the teacher's bar, and converged ones
-    improve alike), so the finalists span the curve from the largest to the smallest."""
+    the students the curve names at each level (fastest, smallest, fastest network), so the
+    finalists span the curve from the largest students to the smallest. Levels are measured
+    from `teacher_quality`, or from the best student's when that is worse (at the search's
+    short budget every student may sit above the teacher's bar)."""
     pool = [t for t in trials if t.state == TrialState.COMPLETE and not is_final(t)]
     if not pool or count <= 0:
         return []
     best = min(pool, key=lambda t: t.values[0])
+    reference = max(best.values[0], teacher_quality or 0.0)
     chosen = [best.number]
-    for row in curve(pool, best.values[0], (1.0, *LEVELS)):
+    for row in curve(pool, reference):
         for named in (row.speedup, row.compression, row.model_speedup):
             if named is not None and named.trial not in chosen:
                 chosen.append(named.trial)

@@ -232,7 +232,8 @@ def queue_finalists(study: optuna.Study, count: int) -> int:
     trials = study.get_trials(deepcopy=False)
     if count <= 0 or any(is_final(t) for t in trials):
         return 0
-    chosen = pick_finalists(trials, count)
+    teacher = (study.user_attrs.get("teacher") or {}).get("val_quality")
+    chosen = pick_finalists(trials, count, teacher)
     for t in chosen:
         study.enqueue_trial(t.params, user_attrs={FINAL_OF: t.number})
     return len(chosen)

@@ -46,6 +46,9 @@ def test_finalists_span_the_curve_from_the_best_student():
     assert chosen[0] == 0 and set(chosen) == {0, 1, 2}  # trial 3 is 5x the best
     assert [t.number for t in pick_finalists(SEARCH, 2)] == chosen[:2]
     assert pick_finalists(SEARCH, 0) == []
+    # measured from a teacher worse than the best student, the curve reaches further
+    wider = [t.number for t in pick_finalists(SEARCH, 6, teacher_quality=2.0e-4)]
+    assert wider[0] == 0 and 3 in wider  # 5e-4 is within 3x a 2e-4 teacher
 
 
 def test_once_there_are_finalists_the_front_is_theirs_alone():
