@@ -85,10 +85,11 @@ def run_student(name: str, params: dict[str, Any], budget: str, seed: int,
     """One trial of the objective for a queued student: its recorded numbers."""
     space = load_space("default")
     study = optuna.create_study(directions=list(DIRECTIONS))
-    for _ in range(seed + 1):  # trial number = seed: the objective seeds weights with it
-        study.enqueue_trial({**params, **distill},
-                            user_attrs={FINAL_OF: -1} if budget == "converged" else {})
-    study.optimize(make_objective(_context, space), n_trials=seed + 1)
+    for _ in range(seed):  # placeholders: trial number = seed, which seeds the weights
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    study.enqueue_trial({**params, **distill},
+                        user_attrs={FINAL_OF: -1} if budget == "converged" else {})
+    study.optimize(make_objective(_context, space), n_trials=1)
     trial = study.trials[seed]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise RuntimeError(f"{name} {budget} seed {seed}: {trial.state.name} "
