@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -250,6 +251,9 @@ def print_front(study) -> None:
             print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
                   f"speed-up {sp:.1f}x, compression {cp:.1f}x")
         within = next((lv["level"] for lv in result["levels"] if lv["students"]), None)
+        closest = result["closest"]
+        if within is None and closest is not None:  # none within 3x: as close as it gets
+            within = math.ceil(closest["times_teacher"] * 10) / 10
         if within is not None:
             print(f"  next: `kws-search export --study {study.study_name} --within {within:g}` "
                   f"exports the balanced student within {within:g}x the teacher")
