@@ -37,16 +37,16 @@ import torch
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from kws_search.data.features import FeatureConfig
+from kws_search.deploy.latency import export_for, probe_audio, runners, timed
 from kws_search.errors import run_script
-from kws_search.features import FeatureConfig
-from kws_search.latency import export_for, probe_audio, runners, timed
 from kws_search.measure import count_macs, frontend_macs
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import RUNTIMES
 from kws_search.quantize import calibrate, prepare_for_training
-from kws_search.search_space import FrontEnd, SearchSpace, parse_space
-from kws_search.select import fetch_checkpoint
-from kws_search.storage import load_study
+from kws_search.search.select import fetch_checkpoint
+from kws_search.search.space import FrontEnd, SearchSpace, parse_space
+from kws_search.search.storage import load_study
 
 warnings.filterwarnings("ignore")
 ARCHITECTURE = ("cnn_channels", "kernel_freq", "kernel_time", "stride_freq", "stride_time",

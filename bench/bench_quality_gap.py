@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from kws_search.data.features import FeatureConfig, prepare_features
 from kws_search.distill import DistillConfig, teacher_outputs
 from kws_search.errors import run_script
-from kws_search.features import FeatureConfig, prepare_features
-from kws_search.measure import evaluate
+from kws_search.measure import split_quality
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import teacher_path
 from kws_search.teacher import load_teacher
@@ -47,8 +47,8 @@ def main() -> None:
         student = CRNN(STUDENT)
         start = time.perf_counter()
         train(student, features, config, distill, outputs)
-        val = evaluate(student, *features.split("validation"))
-        test = evaluate(student, *features.split("test"))
+        val = split_quality(student, *features.split("validation"))
+        test = split_quality(student, *features.split("test"))
         print(f"student, {name:18s}: val {val:.3e} ({val / metrics['val_quality']:.1f}x)  "
               f"test {test:.3e} ({test / metrics['test_quality']:.1f}x)  "
               f"{time.perf_counter() - start:.0f} s")

@@ -37,8 +37,8 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from kws_search.errors import run_script
-from kws_search.fidelity import finished
-from kws_search.tables import gains, hypervolume
+from kws_search.report.tables import gains, hypervolume
+from kws_search.search.fidelity import finished
 
 METHODS = {  # name -> (space, sampler)
     "new": ("default", "gp"),

@@ -20,9 +20,9 @@ import warnings
 import numpy as np
 import torch
 
+from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.deploy.torchscript import StreamingKWS
 from kws_search.errors import run_script
-from kws_search.export import StreamingKWS
-from kws_search.features import FeatureConfig, LogMel
 from kws_search.models import CRNN, CRNNConfig, count_parameters
 from kws_search.quantize import quantize, stored_bytes
 

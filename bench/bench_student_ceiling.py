@@ -33,13 +33,14 @@ import optuna
 import torch
 import yaml
 
-from kws_search.context import build_context
 from kws_search.errors import ConfigError, run_script
-from kws_search.fidelity import FINAL_OF
-from kws_search.objective import DIRECTIONS, QUALITY_MARGIN, make_objective
-from kws_search.options import teacher_path
-from kws_search.search_space import SearchSpace, load_space
-from kws_search.study import RunSettings
+from kws_search.options import QUALITY_MARGIN, teacher_path
+from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.context import build_context
+from kws_search.search.fidelity import FINAL_OF
+from kws_search.search.objective import make_objective
+from kws_search.search.space import SearchSpace, load_space
+from kws_search.search.study import RunSettings
 
 TEACHER_SHAPE = {"cnn_channels": 8, "kernel_freq": 5, "kernel_time": 20, "stride_freq": 2,
                  "stride_time": 8, "rnn": "gru", "hidden": 64, "layers": 2}

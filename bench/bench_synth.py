@@ -1,4 +1,4 @@
-"""Time `kws_search.synth.synthesize` at a given size.
+"""Time `kws_search.data.synth.synthesize` at a given size.
 
 Example: python bench/bench_synth.py --clips 20000 --workers 2
 """
@@ -12,8 +12,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from kws_search.data.synth import SynthConfig, synthesize
 from kws_search.errors import run_script
-from kws_search.synth import SynthConfig, synthesize
 
 
 def main(argv: list[str] | None = None) -> int:

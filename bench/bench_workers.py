@@ -27,16 +27,16 @@ import optuna
 from optuna.trial import TrialState
 
 from kws_search.checkpoint import CheckpointError
-from kws_search.context import build_context
+from kws_search.data.features import FeatureConfig, prepare_features
 from kws_search.errors import run_script
-from kws_search.features import FeatureConfig, prepare_features
 from kws_search.models import CRNNConfig
 from kws_search.options import teacher_path
-from kws_search.storage import open_storage
-from kws_search.study import RunSettings
+from kws_search.search.context import build_context
+from kws_search.search.storage import open_storage
+from kws_search.search.study import RunSettings
+from kws_search.search.workers import run_search
 from kws_search.teacher import train_teacher
 from kws_search.train import TrainConfig
-from kws_search.workers import run_search
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,7 +64,7 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     """Dataset and teacher: given, or made on the spot (small, for a quick bench)."""
     data = args.data
     if data is None:
-        from kws_search.synth import SynthConfig, synthesize
+        from kws_search.data.synth import SynthConfig, synthesize
 
         data = work / "data"
         if not (data / "synth.json").is_file():

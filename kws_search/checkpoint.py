@@ -12,7 +12,6 @@ A checkpoint is a dict saved with torch.save:
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from kws_search.data.features import FeatureConfig
 from kws_search.errors import KwsSearchError
-from kws_search.features import FeatureConfig
+from kws_search.files import write_atomic
 from kws_search.models import CRNNConfig
 from kws_search.quantize import calibrated_structure, convert
 
@@ -57,10 +57,7 @@ def save_checkpoint(path: Path | str, model: nn.Module, *, kind: str, model_conf
         "dataset_fingerprint": dataset_fingerprint, "metrics": dict(metrics or {}),
         "extra": dict(extra or {}), "state_dict": weights,
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def is_exported(path: Path) -> bool:
@@ -85,14 +82,13 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if "Weights only load failed" in str(exc):
+        if "Weights only load failed" in str(exc) and zipfile.is_zipfile(path):
             raise CheckpointError(f"{path} holds pickled objects, not only tensors and configs, "
                                   "so it is not loaded (an older kws-search's quantized student "
                                   "or a model saved whole); re-run the trial or save a "
                                   "state_dict") from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a checkpoint written by kws-search (teacher or "
-                              f"trial): {first}") from None
+        raise CheckpointError(f"{path} is not a model file of kws-search; give a teacher or "
+                              "trial checkpoint, or a file made by `kws-search export`") from None
     if not isinstance(state, dict) or state.get("format") not in (1, FORMAT_VERSION):
         raise CheckpointError(f"{path} is not a kws-search checkpoint (format {FORMAT_VERSION})")
     return state

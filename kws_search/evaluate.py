@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kws_search.data import (
+from kws_search.data.datasets import (
     NOISE_DIR,
     DataError,
     DatasetIndex,
@@ -28,8 +28,8 @@ from kws_search.data import (
     scan_dataset,
     word_folders,
 )
+from kws_search.data.features import FeatureConfig, log_mel, mix_noise
 from kws_search.errors import ConfigError
-from kws_search.features import FeatureConfig, log_mel, mix_noise
 from kws_search.measure import au_fa_fr, predict_deployed, suggest_threshold
 
 ALL = "all"
@@ -170,7 +170,7 @@ class Scorer:
 def load_scorer(path: Path | str) -> Scorer:
     """A teacher/student checkpoint or a `kws-search export` file; CheckpointError if neither."""
     from kws_search.checkpoint import is_exported, load_model
-    from kws_search.export import load_exported
+    from kws_search.deploy.torchscript import load_exported
 
     path = Path(path)
     if is_exported(path):

@@ -15,14 +15,15 @@ import copy
 import io
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from kws_search.features import FeatureConfig
-from kws_search.models import CRNNConfig
-from kws_search.quantize import batch_dependent
+from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.models import CRNNConfig, count_parameters
+from kws_search.quantize import batch_dependent, stored_bytes
 
 THRESHOLD_FA_RATE = 0.005  # suggested detection threshold: at most 0.5% of negatives fire
 
@@ -231,6 +232,29 @@ def score_probs(probs: np.ndarray, labels: np.ndarray | torch.Tensor,
     return au_fa_fr(probs, labels), suggest_threshold(probs, labels, max_fa_rate)
 
 
-def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+def split_quality(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
     """FA/FR area of `model` on one split."""
     return au_fa_fr(predict(model, features), labels.numpy())
+
+
+def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
+    """Quality on validation (with its bootstrap 90% interval) and test, MACs, stored bytes,
+    parameters and latency of one model; quality as the exported stream computes it."""
+    cfg = features.config
+    example = features.validation[:1].float()
+    probs = predict_deployed(model, features.validation)
+    labels = features.validation_labels.numpy()
+    quality, threshold = score_probs(probs, labels)
+    quality_lo, quality_hi = bootstrap_interval(probs, labels)
+    return {
+        "val_quality": quality,
+        "val_quality_lo": quality_lo,
+        "val_quality_hi": quality_hi,
+        "threshold": threshold,
+        "test_quality": au_fa_fr(predict_deployed(model, features.test),
+                                 features.test_labels.numpy()),
+        "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
+        "bytes": stored_bytes(model),
+        "params": count_parameters(float_model),
+        "latency_ms": latency_ms(model, example),
+    }

@@ -36,7 +36,7 @@ def conv_steps(frames: int, kernel_time: int, stride_time: int) -> int:
 
 @dataclass(frozen=True)
 class CRNNConfig:
-    """Architecture of a CRNN; teacher defaults follow BACKGROUND.md (hidden 64)."""
+    """Architecture of a CRNN; teacher defaults are the seminar's base model (hidden 64)."""
 
     n_mels: int = 40
     cnn_channels: int = 8

@@ -14,8 +14,11 @@ every mode; `stored_bytes` counts what is really stored, so that shows in its co
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -29,9 +32,20 @@ from kws_search.models import CRNN, CRNNConfig
 
 QUANT_MODES = ("none", "float16", "int8", "static_int8", "qat")
 ENGINE = "x86"
+T = TypeVar("T")
 
-warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*deprecated.*")
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao")
+
+
+def _quiet(function: Callable[..., T]) -> Callable[..., T]:
+    """Run `function` without torch.ao's deprecation notices (its eager-mode API is what the
+    exported files use); the caller's warning filters stay as they were."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*deprecated.*")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao")
+            return function(*args, **kwargs)
+    return wrapper
 
 
 def _check(mode: str) -> None:
@@ -47,6 +61,7 @@ def _mark_conv(model: CRNN, qconfig: tq.QConfig) -> None:
         getattr(model, name).qconfig = qconfig
 
 
+@_quiet
 def prepare_for_training(model: CRNN, mode: str) -> CRNN:
     """Before training: insert fake quantization for `qat`; other modes train in float."""
     _check(mode)
@@ -57,6 +72,7 @@ def prepare_for_training(model: CRNN, mode: str) -> CRNN:
     return model
 
 
+@_quiet
 def _dynamic(model: nn.Module, mode: str) -> nn.Module:
     if mode == "float16":
         return tq.quantize_dynamic(model, {nn.GRU, nn.Linear}, dtype=torch.float16)
@@ -64,6 +80,7 @@ def _dynamic(model: nn.Module, mode: str) -> nn.Module:
 
 
 @torch.no_grad()
+@_quiet
 def calibrate(model: CRNN, mode: str, calibration: torch.Tensor | None = None) -> CRNN:
     """The float model with everything its mode's conversion reads (a new module).
 
@@ -84,6 +101,7 @@ def calibrate(model: CRNN, mode: str, calibration: torch.Tensor | None = None) -
 
 
 @torch.no_grad()
+@_quiet
 def convert(model: CRNN, mode: str) -> nn.Module:
     """The deployable model of a `calibrate`d one (a new module; `model` is left as it is)."""
     _check(mode)
@@ -103,6 +121,7 @@ def quantize(model: CRNN, mode: str, calibration: torch.Tensor | None = None) ->
     return convert(calibrate(model, mode, calibration), mode)
 
 
+@_quiet
 def calibrated_structure(config: CRNNConfig, mode: str) -> CRNN:
     """An untrained model laid out like `calibrate(..., mode)` output, to load a state_dict into."""
     _check(mode)
@@ -113,6 +132,7 @@ def calibrated_structure(config: CRNNConfig, mode: str) -> CRNN:
     return model
 
 
+@_quiet
 def quantized_structure(config: CRNNConfig, mode: str) -> nn.Module:
     """An untrained model laid out like `quantize(..., mode)` output: what size is measured on."""
     with warnings.catch_warnings():  # observers that saw only zeros say so; sizes do not care

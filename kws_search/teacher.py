@@ -1,4 +1,4 @@
-"""Training, saving and reusing the teacher (the base CRNN of BACKGROUND.md)."""
+"""Training, saving and reusing the teacher (the base CRNN of the course seminar)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from kws_search.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from kws_search.data.features import FeatureConfig, FeatureSet
 from kws_search.distill import DistillConfig, TeacherOutputs, teacher_outputs
 from kws_search.errors import ConfigError
-from kws_search.features import FeatureConfig, FeatureSet
 from kws_search.measure import (
     au_fa_fr,
-    bootstrap_interval,
-    count_macs,
-    latency_ms,
+    measure_model,
     predict,
-    predict_deployed,
-    score_probs,
 )
-from kws_search.models import CRNN, CRNNConfig, count_parameters
-from kws_search.quantize import stored_bytes
+from kws_search.models import CRNN, CRNNConfig
 from kws_search.train import TrainConfig, TrainResult, train
 
 logger = logging.getLogger(__name__)
@@ -37,7 +31,7 @@ logger = logging.getLogger(__name__)
 # already vary it; SpecAugment on top made it 2.4x worse on validation (3.6e-4 against 1.5e-4)
 # and worse on the cross-engine folder too.
 CONVERGED = TrainConfig(epochs=80, lr=2e-3, patience=4, lr_drops=3, spec_augment=False)
-# The course seminar's recipe (BACKGROUND.md), kept to reproduce the seeds: stops still learning.
+# The course seminar's recipe, kept to reproduce the seeds: stops still learning.
 SEMINAR = TrainConfig()
 RECIPES = {"converged": CONVERGED, "seminar": SEMINAR}
 # The default teacher is the task's base model trained once, to convergence: the bar students
@@ -51,29 +45,6 @@ ENSEMBLE_DISTILL = DistillConfig(kd_weight=0.7, temperature=2.0)
 
 class TeacherMismatch(CheckpointError):
     """The teacher on disk was trained on another dataset or other features."""
-
-
-def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
-    """Quality on validation (with its bootstrap 90% interval) and test, MACs, stored bytes,
-    parameters and latency of one model; quality as the exported stream computes it."""
-    cfg = features.config
-    example = features.validation[:1].float()
-    probs = predict_deployed(model, features.validation)
-    labels = features.validation_labels.numpy()
-    quality, threshold = score_probs(probs, labels)
-    quality_lo, quality_hi = bootstrap_interval(probs, labels)
-    return {
-        "val_quality": quality,
-        "val_quality_lo": quality_lo,
-        "val_quality_hi": quality_hi,
-        "threshold": threshold,
-        "test_quality": au_fa_fr(predict_deployed(model, features.test),
-                                 features.test_labels.numpy()),
-        "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
-        "bytes": stored_bytes(model),
-        "params": count_parameters(float_model),
-        "latency_ms": latency_ms(model, example),
-    }
 
 
 def train_teacher(features: FeatureSet, path: Path, model_config: CRNNConfig = CRNNConfig(),

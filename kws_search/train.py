@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kws_search.data.features import FeatureSet
 from kws_search.distill import DistillConfig, TeacherOutputs, distill_loss
 from kws_search.errors import ConfigError, KwsSearchError
-from kws_search.features import FeatureSet
-from kws_search.measure import evaluate
+from kws_search.measure import split_quality
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class NonFiniteLoss(KwsSearchError, RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimizer and data settings; teacher defaults follow the seminar (BACKGROUND.md)."""
+    """Optimizer and data settings; teacher defaults follow the seminar."""
 
     epochs: int = 20
     lr: float = 3e-4
@@ -172,7 +172,7 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
             optimizer.step()
             scheduler.step()
             total += loss.item()
-        quality = evaluate(model, val_x, val_y)
+        quality = split_quality(model, val_x, val_y)
         result.history.append({"epoch": epoch + 1, "loss": total / steps, "val_quality": quality})
         if quality < result.best_quality:
             result.best_quality, result.best_epoch = quality, epoch + 1

@@ -2,7 +2,8 @@
 
 The keyword is a rising chirp and the other words are steady or falling tones, so a model with
 a handful of units learns them in one or two epochs. Tests take everything here as fixtures
-(`make_dataset` and `tiny_settings` are factories), never by importing this module.
+(`make_dataset`, `tiny_settings` and `student_checkpoint` are factories), never by importing
+this module.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_search.features import FeatureConfig, prepare_features
+from kws_search.data.features import FeatureConfig, prepare_features
 
 SR = 16_000
 WORDS = {"sheila": (300.0, 1500.0), "yes": (800.0, 800.0), "no": (1200.0, 400.0),
@@ -99,7 +100,7 @@ def tiny_teacher(tiny_features, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
     """RunSettings for a study of the tiny space in `folder` (SQLite + artifacts there)."""
-    from kws_search.study import RunSettings
+    from kws_search.search.study import RunSettings
 
     values = dict(data=tiny_data, keyword="sheila", teacher=teacher, study="tiny",
                   storage=f"sqlite:///{folder / 'tiny.db'}", space="tiny", trials=3,
@@ -112,7 +113,7 @@ def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
 @pytest.fixture(scope="session")
 def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.TempPathFactory):
     """A finished 3-trial study of the tiny space; returns (settings, study)."""
-    from kws_search.workers import run_search
+    from kws_search.search.workers import run_search
 
     settings = settings_for(tiny_data, tiny_teacher, tmp_path_factory.mktemp("study"))
     return settings, run_search(settings, progress=False)
@@ -137,7 +138,7 @@ def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def tiny_report(tiny_study, tmp_path_factory: pytest.TempPathFactory):
     """The report of `tiny_study`, written once (no PNGs)."""
-    from kws_search.report import write_report
+    from kws_search.report.pages import write_report
 
     settings, _ = tiny_study
     return write_report(settings.study, settings.storage,
@@ -149,3 +150,57 @@ def workdir(tmp_path, monkeypatch, tiny_data):
     """A fresh current folder: the CLI writes studies/ and checkpoints/ here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def random_student(config, mode: str = "none", seed: int = 0, frames: int = 98):
+    """A random CRNN of `config`, calibrated for `mode` on random log-mel: what a trial's
+    checkpoint holds (for `qat`, its fake-quant observers saw the same data)."""
+    import torch
+
+    from kws_search.models import CRNN
+    from kws_search.quantize import calibrate, prepare_for_training
+
+    torch.manual_seed(seed)
+    model = prepare_for_training(CRNN(config), mode)
+    calibration = torch.randn(8, config.n_mels, frames) * 3 - 5
+    if mode == "qat":
+        model.train()
+        model(calibration)
+    model.eval()
+    return calibrate(model, mode, calibration)
+
+
+def save_random_student(path: Path, config, mode: str = "none",
+                        features: FeatureConfig = FeatureConfig(), seed: int = 0,
+                        metrics: dict | None = None) -> Path:
+    from kws_search.checkpoint import save_checkpoint
+
+    model = random_student(config, mode, seed, features.frames)
+    return save_checkpoint(path, model, kind="student", model_config=config,
+                           feature_config=features, keyword="sheila", dataset_fingerprint="f",
+                           quant=mode, metrics=metrics or {"quality": 1e-3, "threshold": 0.42})
+
+
+@pytest.fixture(scope="session")
+def student_checkpoint():
+    """`student_checkpoint(path, config, mode="none", features=FeatureConfig(), seed=0,
+    metrics=None)`: a random student saved as a trial saves it; returns the path."""
+    return save_random_student
+
+
+@pytest.fixture(scope="session")
+def calibrated_student():
+    """`calibrated_student(config, mode="none", seed=0, frames=98)`: the random student of
+    `student_checkpoint`, in its calibrated float form."""
+    return random_student
+
+
+# Fixtures that run a study: every test that uses one is `slow` (so is one marked by hand for
+# running a study itself, or spawning a process), and `pytest -m "not slow"` is a quick loop.
+STUDY_FIXTURES = {"tiny_study", "tiny_report", "kept", "cli_study", "made"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if STUDY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from kws_search.answer import curve, front_pool, pareto_front, pick_finalists
-from kws_search.fidelity import FINAL_OF
+from kws_search.search.answer import curve, front_pool, pareto_front, pick_finalists
+from kws_search.search.fidelity import FINAL_OF
 
 TEACHER = 1.0e-4
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kws_search import augment
-from kws_search.features import FeatureConfig, augmented_log_mel, log_mel
+from kws_search.data import augment
+from kws_search.data.features import FeatureConfig, augmented_log_mel, log_mel
 
 SR = 16_000
 

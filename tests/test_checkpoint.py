@@ -17,8 +17,8 @@ from kws_search.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from kws_search.data.features import FeatureConfig
 from kws_search.errors import KwsSearchError
-from kws_search.features import FeatureConfig
 from kws_search.models import CRNN, CRNNConfig
 
 CONFIG = CRNNConfig(cnn_channels=4, hidden=6, rnn="rnn", layers=1)
@@ -68,7 +68,7 @@ def test_saving_again_replaces_the_file(tmp_path):
 
 
 def test_is_exported_only_for_exported_streaming_models(tmp_path):
-    from kws_search.export import export_checkpoint
+    from kws_search.deploy.torchscript import export_checkpoint
 
     _, path = save_tiny(tmp_path / "t.pt", kind="student")
     (tmp_path / "garbage.pt").write_bytes(b"\x00not a zip at all")
@@ -82,7 +82,7 @@ def test_is_exported_only_for_exported_streaming_models(tmp_path):
 
 
 def test_an_exported_file_is_refused_saying_to_use_its_checkpoint(tmp_path):
-    from kws_search.export import export_checkpoint
+    from kws_search.deploy.torchscript import export_checkpoint
 
     _, path = save_tiny(tmp_path / "t.pt", kind="student")
     exported = export_checkpoint(path, tmp_path / "t.ts")
@@ -103,6 +103,12 @@ def test_missing_foreign_and_wrong_format_files_are_refused_naming_them(tmp_path
     for name in ("tensor.pt", "future.pt", "unversioned.pt"):
         with pytest.raises(CheckpointError, match=re.escape(
                 f"{name} is not a kws-search checkpoint (format {FORMAT_VERSION})")):
+            read_checkpoint(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("notes.txt", "empty.pt"):  # whatever torch.load says, the message is ours
+        with pytest.raises(CheckpointError, match=re.escape(
+                f"{name} is not a model file of kws-search; give a teacher or trial checkpoint")):
             read_checkpoint(tmp_path / name)
 
 

@@ -3,20 +3,22 @@ students may read a front end of their own."""
 
 from __future__ import annotations
 
+import pytest
 from optuna.trial import TrialState
 
 from kws_search.checkpoint import read_checkpoint
 from kws_search.commands.run import print_front
-from kws_search.features import FeatureConfig
-from kws_search.latency import probe_audio
+from kws_search.data.features import FeatureConfig
+from kws_search.deploy.latency import probe_audio
+from kws_search.deploy.onnx import export_onnx
+from kws_search.deploy.onnx_runtime import OnnxStream
 from kws_search.measure import frontend_macs
 from kws_search.models import CRNNConfig
-from kws_search.onnx_export import OnnxStream, export_onnx
-from kws_search.report import write_report
-from kws_search.search_space import load_space
-from kws_search.select import fetch_checkpoint
-from kws_search.study import feasible_front
-from kws_search.workers import run_search
+from kws_search.report.pages import write_report
+from kws_search.search.select import fetch_checkpoint
+from kws_search.search.space import load_space
+from kws_search.search.study import feasible_front
+from kws_search.search.workers import run_search
 
 
 def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_study, tmp_path,
@@ -55,6 +57,7 @@ def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_st
     assert "cross_quality" in printed and "val 90% CI" in printed
 
 
+@pytest.mark.slow
 def test_students_may_read_a_front_end_of_their_own(tiny_data, tiny_teacher, tmp_path,
                                                     tiny_settings):
     """A space's `front_end` gives students their own FFT size and mel bands over the same
@@ -78,3 +81,24 @@ def test_students_may_read_a_front_end_of_their_own(tiny_data, tiny_teacher, tmp
         onnx_file, info = export_onnx(path, tmp_path / f"trial{trial.number}.onnx")
         assert info["features"]["n_fft"] == trial.params["n_fft"]
         assert OnnxStream(onnx_file)(probe_audio(own)).size > 0
+
+
+def test_a_latency_study_times_its_teacher_once(tiny_data, tiny_teacher, tiny_settings,
+                                                tmp_path):
+    """Every worker, resume and joining machine divides by the teacher time the study holds,
+    never by a timing of its own (so one study's speed-ups share one denominator)."""
+    import optuna
+
+    from kws_search.search.context import build_context
+    from kws_search.search.study import stored_teacher_hop_us
+
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, speed="latency",
+                             runtime="torchscript")
+    fresh = build_context(settings, progress=False)
+    assert fresh.teacher_metrics["hop_us"] > 0  # a new study times the teacher
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    assert stored_teacher_hop_us(study) is None
+    study.set_user_attr("teacher", {"hop_us": 123.0, "val_quality": 0.1})
+    joined = build_context(settings, progress=False,
+                           teacher_hop_us=stored_teacher_hop_us(study))
+    assert joined.teacher_metrics["hop_us"] == 123.0

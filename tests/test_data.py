@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_search.data import DataError, read_wav, scan_dataset
+from kws_search.data.datasets import DataError, read_wav, scan_dataset
 
 
 def test_scan_splits_and_labels(tiny_data):

@@ -37,6 +37,7 @@ def test_every_error_class_of_the_library_derives_from_kws_search_error():
     (["bench/bench_student_ceiling.py", "--teacher", "/nonexistent.pt"],
      "teacher /nonexistent.pt does not exist"),
 ])
+@pytest.mark.slow
 def test_a_bench_given_a_missing_input_says_so_in_one_line(args, message):
     """A bench ends a user's mistake as the command line does: one line, exit status 1 (and
     a teacher it was told to use is never trained in its place)."""

@@ -11,17 +11,17 @@ import pytest
 
 from kws_search.checkpoint import load_model
 from kws_search.cli import main
-from kws_search.data import DataError, scan_dataset
+from kws_search.data.datasets import DataError, scan_dataset
+from kws_search.data.features import FeatureConfig
+from kws_search.deploy.torchscript import export_checkpoint
 from kws_search.evaluate import evaluate_file, load_eval_set, summarize
-from kws_search.export import export_checkpoint
-from kws_search.features import FeatureConfig
-from kws_search.measure import evaluate
+from kws_search.measure import split_quality
 
 
 def test_test_split_quality_equals_the_pipelines(tiny_teacher, tiny_data, tiny_features):
     model, state = load_model(tiny_teacher)
     result = evaluate_file(tiny_teacher, tiny_data)
-    assert result["quality"] == pytest.approx(evaluate(model, *tiny_features.split("test")),
+    assert result["quality"] == pytest.approx(split_quality(model, *tiny_features.split("test")),
                                               rel=1e-3)
     assert result["split"] == "test" and result["keyword_clips"] == 4
     assert result["threshold"] == pytest.approx(state["metrics"]["threshold"])

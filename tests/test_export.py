@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from kws_search.checkpoint import CheckpointError, save_checkpoint
-from kws_search.export import (
+from kws_search.checkpoint import CheckpointError
+from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.deploy.torchscript import (
     EXTRA_FILE,
     StreamingKWS,
     export_checkpoint,
     load_exported,
 )
-from kws_search.features import FeatureConfig, LogMel
 from kws_search.measure import suggest_threshold
-from kws_search.models import CRNN, CRNNConfig
-from kws_search.quantize import calibrate, convert, prepare_for_training
+from kws_search.models import CRNNConfig
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -38,31 +37,9 @@ VARIANTS = [("none", "gru"), ("float16", "gru"), ("int8", "gru"), ("static_int8"
 TOL = 1e-5
 
 
-def tiny_calibrated(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[CRNN, CRNNConfig]:
-    """A random 4-channel CRNN calibrated for `mode` on random log-mel (what checkpoints hold)."""
-    torch.manual_seed(seed)
-    config = CRNNConfig(cnn_channels=4, hidden=6, rnn=rnn)
-    model = CRNN(config)
-    calibration = torch.randn(8, config.n_mels, FEATURES.frames) * 3 - 5
-    if mode == "qat":
-        prepare_for_training(model, "qat")
-        model(calibration)  # let the fake-quant observers see data
-    model.eval()
-    return calibrate(model, mode, calibration), config
-
-
-def tiny_model(mode: str, rnn: str = "gru", seed: int = 0) -> tuple[torch.nn.Module, CRNNConfig]:
-    """The deployed (converted) form of `tiny_calibrated`."""
-    model, config = tiny_calibrated(mode, rnn, seed)
-    return convert(model, mode), config
-
-
-def tiny_checkpoint(path: Path, mode: str, rnn: str = "gru",
-                    metrics: dict | None = None) -> Path:
-    model, config = tiny_calibrated(mode, rnn)
-    return save_checkpoint(path, model, kind="student", model_config=config,
-                           feature_config=FEATURES, keyword="sheila", dataset_fingerprint="f",
-                           quant=mode, metrics=metrics or {"quality": 1e-3, "threshold": 0.42})
+def tiny(rnn: str = "gru") -> CRNNConfig:
+    """The random students here: 4 channels, one RNN layer of 6 units per direction."""
+    return CRNNConfig(cnn_channels=4, hidden=6, rnn=rnn)
 
 
 def clip(seconds: float = 1.0, seed: int = 1) -> torch.Tensor:
@@ -83,10 +60,12 @@ def stream(module: torch.jit.ScriptModule, audio: torch.Tensor, chunk: int) -> t
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+def exported(tmp_path_factory: pytest.TempPathFactory,
+             student_checkpoint) -> dict[tuple[str, str], Path]:
     root = tmp_path_factory.mktemp("export")
-    return {(mode, rnn): export_checkpoint(tiny_checkpoint(root / f"{mode}-{rnn}.pt", mode, rnn),
-                                           root / f"{mode}-{rnn}.ts")
+    return {(mode, rnn): export_checkpoint(
+                student_checkpoint(root / f"{mode}-{rnn}.pt", tiny(rnn), mode),
+                root / f"{mode}-{rnn}.ts")
             for mode, rnn in VARIANTS}
 
 
@@ -173,10 +152,10 @@ def test_offline_leaves_stream_state_alone(loaded: dict) -> None:
     assert torch.equal(module(audio[8000:]), expected)
 
 
-def test_offline_matches_training_front_end() -> None:
+def test_offline_matches_training_front_end(calibrated_student) -> None:
     """The stream frames audio as training does (frame k covers samples [k * hop, k * hop +
     n_fft)): every frame equals the training features, so the probabilities agree too."""
-    model, config = tiny_model("none")
+    model, config = calibrated_student(tiny()), tiny()
     module = StreamingKWS(model, config, FEATURES, keyword="sheila")
     audio = clip()
     train = LogMel(FEATURES)(audio[None])[0]  # [n_mels, 98]
@@ -188,13 +167,13 @@ def test_offline_matches_training_front_end() -> None:
     assert abs(float(module.offline(audio) - on_train)) <= TOL
 
 
-def test_a_centered_model_streams_as_before() -> None:
+def test_a_centered_model_streams_as_before(calibrated_student) -> None:
     """A checkpoint made with the centered STFT (no `center` key) keeps its framing: the
     stream is primed with n_fft // 2 zeros, and interior frames equal the centered features."""
     centered = FeatureConfig.from_dict({k: v for k, v in FEATURES.to_dict().items()
                                         if k != "center"})
     assert centered.center and centered.frames == 101
-    model, config = tiny_model("none")
+    model, config = calibrated_student(tiny()), tiny()
     module = StreamingKWS(model, config, centered, keyword="sheila")
     audio = clip()
     train = LogMel(centered)(audio[None])[0]  # [n_mels, 101]
@@ -215,8 +194,8 @@ def test_attributes_and_info_after_load(exported: dict) -> None:
     assert info["features"]["hop_length"] == 160 and info["max_window_length"] == 10
 
 
-def test_export_options_and_errors(tmp_path: Path) -> None:
-    ckpt = tiny_checkpoint(tmp_path / "m.pt", "none", metrics={"quality": 1.0})
+def test_export_options_and_errors(tmp_path: Path, student_checkpoint) -> None:
+    ckpt = student_checkpoint(tmp_path / "m.pt", tiny(), metrics={"quality": 1.0})
     out = export_checkpoint(ckpt, tmp_path / "sub" / "m.ts", max_window_seconds=2.0)
     module = torch.jit.load(str(out))
     assert module.threshold == 0.5  # no threshold in the metrics

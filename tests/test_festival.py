@@ -9,9 +9,9 @@ import shutil
 import pytest
 import soundfile as sf
 
-from kws_search.data import DataError, scan_dataset
-from kws_search.festival import VOICES, FestivalConfig, plan_clips, synthesize_festival
-from kws_search.synth import CONFUSABLE_WORDS, SynthConfig
+from kws_search.data.datasets import DataError, scan_dataset
+from kws_search.data.synth import CONFUSABLE_WORDS, SynthConfig
+from kws_search.data.synth.festival import VOICES, FestivalConfig, plan_clips, synthesize_festival
 
 needs_festival = pytest.mark.skipif(
     shutil.which("festival") is None and os.environ.get("CI") != "true",
@@ -19,6 +19,7 @@ needs_festival = pytest.mark.skipif(
 TINY = FestivalConfig(speakers_per_voice=1, clips_per_speaker=30)
 
 
+@pytest.mark.slow
 @needs_festival
 def test_festival_folder_is_evaluation_only_and_repeats(tmp_path):
     summary = synthesize_festival(tmp_path / "a", TINY, progress=False)
@@ -56,6 +57,7 @@ def test_words_come_in_the_training_sets_proportions():
     assert len({c.path for c in clips}) == len(clips)  # no file written twice
 
 
+@pytest.mark.slow
 @needs_festival
 def test_every_voice_varies_its_keyword_across_speakers(tmp_path):
     """Each speaker has its own pitch and rate in every voice, the HTS one included (it takes

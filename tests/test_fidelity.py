@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from kws_search.fidelity import Rungs, dominates, goes_on
-from kws_search.report import write_report
-from kws_search.search_space import SearchSpaceError, parse_space
-from kws_search.study import summarize
-from kws_search.workers import run_search
+from kws_search.report.pages import write_report
+from kws_search.search.fidelity import Rungs, dominates, goes_on
+from kws_search.search.space import SearchSpaceError, parse_space
+from kws_search.search.study import progress_of
+from kws_search.search.workers import run_search
 
 BAR = 1e-3
 TINY_RUNGS = """
@@ -48,6 +48,7 @@ def test_rungs_are_checked_against_the_space():
                                           "")).rungs.epochs == ()
 
 
+@pytest.mark.slow
 def test_stopped_students_are_pruned_with_their_numbers_and_count_as_trials(
         tiny_data, tiny_teacher, tmp_path, tiny_settings):
     space = tmp_path / "rungs.yaml"
@@ -69,7 +70,7 @@ def test_stopped_students_are_pruned_with_their_numbers_and_count_as_trials(
             "quality_bar"]]
     for t in complete:
         assert "rung_1" in t.user_attrs and t.user_attrs["best_epoch"] <= 3
-    progress = summarize(study)
+    progress = progress_of(study)
     assert (progress.complete, progress.pruned, progress.failed) == (len(complete),
                                                                      len(pruned), 0)
     report = write_report(settings.study, settings.storage, tmp_path / "report", png=False)

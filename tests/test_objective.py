@@ -10,20 +10,17 @@ import pytest
 import torch
 from optuna.trial import TrialState, create_trial
 
-from kws_search import objective as objective_module
 from kws_search.distill import teacher_outputs
 from kws_search.errors import KwsSearchError
 from kws_search.measure import count_macs, frames_read, frontend_frame_macs
 from kws_search.models import CRNN, CRNNConfig
-from kws_search.objective import (
-    DIRECTIONS,
-    QUALITY_MARGIN,
-    SearchContext,
-    feasible,
-    make_objective,
-)
+from kws_search.options import QUALITY_MARGIN
 from kws_search.quantize import quantized_structure, stored_bytes
-from kws_search.search_space import parse_space
+from kws_search.search import objective as objective_module
+from kws_search.search.attrs import DIRECTIONS, feasible
+from kws_search.search.context import SearchContext
+from kws_search.search.objective import make_objective
+from kws_search.search.space import parse_space
 from kws_search.train import NonFiniteLoss
 
 # Every value fixed, so the student is known; n_mels 64 differs from the features' 40 on
@@ -131,6 +128,7 @@ def test_a_non_finite_validation_quality_fails_the_trial(tiny_features, outputs,
         run_one(context_for(tiny_features, outputs, 1.0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
 def test_latency_speed_is_measured_per_hop_in_the_runtime(tiny_features, outputs, runtime):
     context = context_for(tiny_features, outputs, 1.0, speed="latency", runtime=runtime)

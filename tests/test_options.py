@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kws_search.options import SAMPLERS, default_storage, teacher_path
-from kws_search.samplers import make_sampler
+from kws_search.search.samplers import make_sampler
 
 
 def test_default_places(tmp_path):

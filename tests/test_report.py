@@ -14,15 +14,15 @@ from optuna.trial import TrialState
 
 from kws_search import cli
 from kws_search.commands import report as report_command
-from kws_search.objective import DIRECTIONS
-from kws_search.report import write_report
-from kws_search.storage import StudyError
-from kws_search.study import feasible_front
-from kws_search.tables import (
+from kws_search.report.pages import write_report
+from kws_search.report.tables import (
     CI_COLUMN,
     CROSS_MEASURES,
     MEASURES,
 )
+from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.storage import StudyError
+from kws_search.search.study import feasible_front
 
 FILES = ("trials.csv", "trials.md", "front.csv", "front.md", "quality_vs_macs.html",
          "quality_vs_bytes.html", "speedup_vs_compression.html", "hypervolume.html",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from kws_search.objective import DIRECTIONS
-from kws_search.samplers import SAMPLERS, make_sampler
+from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.samplers import SAMPLERS, make_sampler
 
 
 def draw(workers: list[optuna.Study], trials: int) -> list[tuple]:

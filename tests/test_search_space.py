@@ -8,9 +8,9 @@ import optuna
 import pytest
 import torch
 
-from kws_search.features import FeatureConfig
+from kws_search.data.features import FeatureConfig
 from kws_search.models import CRNN
-from kws_search.search_space import SPACES_DIR, SearchSpaceError, load_space, parse_space
+from kws_search.search.space import SPACES_DIR, SearchSpaceError, load_space, parse_space
 
 SPACE_FILES = sorted(SPACES_DIR.glob("*.yaml"))
 

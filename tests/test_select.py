@@ -7,8 +7,8 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState, create_trial
 
-from kws_search.objective import DIRECTIONS
-from kws_search.select import SelectionError, fetch_checkpoint, pick_trial
+from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.select import SelectionError, fetch_checkpoint, pick_trial
 
 # name: (quality, speed-up, compression, constraint); constraint <= 0 is within the bar
 TRIALS = {

@@ -13,7 +13,7 @@ from torch import nn
 from kws_search.checkpoint import CheckpointError
 from kws_search.cli import main
 from kws_search.models import CRNN
-from kws_search.seminar import SeminarConfig, load_config, read_state_dict, to_crnn_state
+from kws_search.teacher_import import SeminarConfig, load_config, read_state_dict, to_crnn_state
 
 
 class SeminarAttention(nn.Module):
@@ -114,6 +114,7 @@ def test_a_whole_pickled_model_is_refused_not_unpickled(tmp_path):
         read_state_dict(path)
 
 
+@pytest.mark.slow
 def test_import_then_search_then_refuse_streaming_a_bidirectional_teacher(
         tiny_data, tmp_path, capsys):
     """`teacher --import` measures and saves it; `run` searches against it end to end;

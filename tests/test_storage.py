@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from kws_search.objective import DIRECTIONS
-from kws_search.storage import StudyError, artifact_dir_for, load_study, masked_url
+from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.storage import StudyError, artifact_dir_for, load_study, masked_url
 
 
 def test_passwords_never_reach_messages():

@@ -11,26 +11,26 @@ import pytest
 import soundfile as sf
 import torch
 
-from kws_search.checkpoint import save_checkpoint
-from kws_search.data import DataError, read_wav
-from kws_search.export import export_checkpoint, load_exported
-from kws_search.features import FeatureConfig
-from kws_search.models import CRNN, CRNNConfig
-from kws_search.stream import demo_track, detections, plot_stream, stream_audio, stream_file
+from kws_search.data.datasets import DataError, read_wav
+from kws_search.deploy.playback import (
+    demo_track,
+    detections,
+    plot_stream,
+    stream_audio,
+    stream_file,
+)
+from kws_search.deploy.torchscript import export_checkpoint, load_exported
+from kws_search.models import CRNNConfig
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_path(tmp_path_factory: pytest.TempPathFactory, student_checkpoint) -> Path:
     """A random 4-channel float CRNN exported for streaming."""
     root = tmp_path_factory.mktemp("stream")
-    torch.manual_seed(0)
-    config = CRNNConfig(cnn_channels=4, hidden=4)
-    ckpt = save_checkpoint(root / "m.pt", CRNN(config).eval(), kind="student",
-                           model_config=config, feature_config=FeatureConfig(),
-                           keyword="sheila", dataset_fingerprint="f")
+    ckpt = student_checkpoint(root / "m.pt", CRNNConfig(cnn_channels=4, hidden=4))
     return export_checkpoint(ckpt, root / "m.ts")
 
 
@@ -84,6 +84,7 @@ def test_detections_fire_at_the_crossing_with_refractory() -> None:
     assert len(detections(df, 0.5, refractory_s=0.0)) == 3
 
 
+@pytest.mark.slow
 def test_plot_writes_html(tmp_path: Path) -> None:
     df = pd.DataFrame({"time_s": np.arange(1, 101) * 0.01,
                        "probability": np.linspace(0, 1, 100)})

@@ -10,9 +10,9 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
 from kws_search.checkpoint import load_model
-from kws_search.objective import OBJECTIVES, feasible
-from kws_search.study import feasible_front
-from kws_search.workers import run_search
+from kws_search.search.attrs import OBJECTIVES, feasible
+from kws_search.search.study import feasible_front
+from kws_search.search.workers import run_search
 
 MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
             "speedup", "compression", "checkpoint_artifact")
@@ -73,9 +73,9 @@ def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tiny_sett
 def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data, tiny_teacher,
                                                                       tiny_settings, tmp_path):
     """Its speed-ups are of the networks alone; new trials would count the front end too."""
-    from kws_search.search_space import load_space
-    from kws_search.storage import StudyError
-    from kws_search.study import check_identity, study_identity
+    from kws_search.search.space import load_space
+    from kws_search.search.storage import StudyError
+    from kws_search.search.study import check_identity, study_identity
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path)
     identity = study_identity(settings, load_space("tiny"))
@@ -98,9 +98,9 @@ def test_a_latency_study_timed_on_an_older_onnx_graph_is_not_resumed(tiny_data, 
                                                                     tiny_settings, tmp_path):
     """A shorter graph makes a small student's hop cheaper by more than the teacher's: its
     old and new speed-ups would not compare."""
-    from kws_search.search_space import load_space
-    from kws_search.storage import StudyError
-    from kws_search.study import check_identity, study_identity
+    from kws_search.search.space import load_space
+    from kws_search.search.storage import StudyError
+    from kws_search.search.study import check_identity, study_identity
 
     settings = replace(tiny_settings(tiny_data, tiny_teacher, tmp_path), speed="latency")
     identity = study_identity(settings, load_space("tiny"))
@@ -123,9 +123,9 @@ def test_a_study_scored_on_a_remade_cross_folder_is_not_resumed(tiny_data, tiny_
     scored on other clips under the same folder name."""
     import shutil
 
-    from kws_search.search_space import load_space
-    from kws_search.storage import StudyError
-    from kws_search.study import check_identity, study_identity
+    from kws_search.search.space import load_space
+    from kws_search.search.storage import StudyError
+    from kws_search.search.study import check_identity, study_identity
 
     cross = make_dataset(tmp_path / "cross", speakers=3, seed=9)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, cross_data=cross)

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_search.errors import ConfigError
-from kws_search.synth import (
+from kws_search.data.synth import (
     ACCENTS,
     COMMAND_WORDS,
     CONFUSABLE_WORDS,
@@ -22,6 +21,7 @@ from kws_search.synth import (
     phonemes,
     synthesize,
 )
+from kws_search.errors import ConfigError
 
 TINY = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2)
 NAME = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
@@ -98,7 +98,7 @@ def test_background_noise_and_metadata(dataset: tuple[Path, dict]) -> None:
 
 
 def test_readable_by_the_data_module(dataset: tuple[Path, dict]) -> None:
-    from kws_search.data import scan_dataset
+    from kws_search.data.datasets import scan_dataset
 
     root, summary = dataset
     index = scan_dataset(root, "sheila")
@@ -107,6 +107,7 @@ def test_readable_by_the_data_module(dataset: tuple[Path, dict]) -> None:
     assert len(index.noise_files) >= 6
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files_whatever_the_worker_count(
         dataset: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = dataset
@@ -114,6 +115,7 @@ def test_same_seed_gives_identical_files_whatever_the_worker_count(
     assert _files(tmp_path / "again") == _files(root)
 
 
+@pytest.mark.slow
 def test_other_seed_differs_and_overwrite_replaces_an_old_dataset(
         dataset: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = dataset
@@ -158,6 +160,6 @@ def test_confusables_never_sound_like_the_keyword() -> None:
 
 
 def test_workers_do_not_load_torch() -> None:
-    """Spawned workers import kws_search.synth; the numpy resampler is there to keep them lean."""
-    code = "import sys, kws_search.synth; sys.exit('torch' in sys.modules)"
+    """Spawned workers import kws_search.data.synth; its numpy resampler keeps them lean."""
+    code = "import sys, kws_search.data.synth; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from kws_search.tables import (
+from kws_search.report.tables import (
     hypervolume,
     hypervolume_history,
     to_markdown,

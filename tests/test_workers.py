@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from kws_search.study import open_study
-from kws_search.workers import run_search
+from kws_search.search.study import open_study
+from kws_search.search.workers import run_search
 
 
+@pytest.mark.slow
 def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tiny_settings, tmp_path):
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=2)
     run_search(settings, progress=False)
@@ -28,12 +29,12 @@ def test_a_ctrl_c_lost_in_a_finalizer_is_raised_at_the_next_check():
     import time
     import weakref
 
-    from kws_search.workers import _CtrlC
+    from kws_search.search.interrupts import CtrlC
 
     class Held:
         pass
 
-    with _CtrlC() as ctrl_c:
+    with CtrlC() as ctrl_c:
         held = Held()
         weakref.finalize(held, lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))
         del held  # the finalizer runs here; its KeyboardInterrupt is printed and ignored
@@ -51,10 +52,11 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
 
     import optuna
 
-    from kws_search import workers
-    from kws_search.objective import DIRECTIONS
-    from kws_search.samplers import make_sampler
-    from kws_search.study import RunSettings
+    from kws_search.search import workers
+    from kws_search.search.attrs import DIRECTIONS
+    from kws_search.search.interrupts import CtrlC
+    from kws_search.search.samplers import make_sampler
+    from kws_search.search.study import RunSettings
 
     class InterruptedWhileCreating(optuna.storages.InMemoryStorage):
         def create_new_trial(self, study_id, template_trial=None):
@@ -74,20 +76,21 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
         trained.append(trial.number)
         return 0.1, 2.0, 2.0
 
-    with workers._CtrlC() as ctrl_c, pytest.raises(KeyboardInterrupt):
-        objective = workers._with_fail_reason(student, 1, ctrl_c)
-        workers._take_trials(settings, study, objective, None, ctrl_c)
+    with CtrlC() as ctrl_c, pytest.raises(KeyboardInterrupt):
+        objective = workers.with_fail_reason(student, 1, ctrl_c)
+        workers.take_trials(settings, study, objective, None, ctrl_c)
     [trial] = study.get_trials()
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == workers.INTERRUPTED
     assert trained == []  # stopped before the student trained
 
 
+@pytest.mark.slow
 def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
         tiny_data, tiny_teacher, tiny_settings, tmp_path):
-    from kws_search.answer import front_pool
-    from kws_search.fidelity import FINAL_OF, is_final
-    from kws_search.study import feasible_front
+    from kws_search.search.answer import front_pool
+    from kws_search.search.fidelity import FINAL_OF, is_final
+    from kws_search.search.study import feasible_front
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=3, finalists=2,
                              seed_hand_tuned=False)
@@ -115,7 +118,7 @@ def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
 def test_the_sampler_never_proposes_a_student_the_study_holds():
     import optuna
 
-    from kws_search.samplers import held_students, make_sampler
+    from kws_search.search.samplers import held_students, make_sampler
 
     space = {"x": optuna.distributions.IntDistribution(0, 1),
              "y": optuna.distributions.IntDistribution(0, 2)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from kws_search.options import default_storage, teacher_path
@@ -26,7 +27,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_study_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--study", default="kws", help="study name (default: %(default)s)")
+    parser.add_argument("--study", default="kws", type=study_name,
+                        help="study name: letters, digits, '-', '_' and '.' (default: "
+                             "%(default)s)")
     parser.add_argument("--storage", default=None,
                         help="SQLAlchemy URL (default: sqlite:///studies/<study>.db); use "
                              "postgresql://... to share a study between machines")
@@ -38,6 +41,15 @@ def teacher_file(args: argparse.Namespace) -> Path:
 
 def storage_url(args: argparse.Namespace) -> str:
     return args.storage or default_storage(args.study)
+
+
+def study_name(text: str) -> str:
+    """A study name that is also a file name under studies/: no folders, nothing hidden."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a study name; use letters, digits, '-', '_' and '.', not "
+            "starting with '.' or '-' (the study lives in studies/<name>.db)")
+    return text
 
 
 def _number(text: str, kind: type[int] | type[float]) -> int | float:

@@ -42,7 +42,7 @@ class QuietHandler(WSGIRequestHandler):
 
 def study_artifact_dir(study_name: str, storage: str) -> Path | None:
     """The study's artifact folder: its `artifact_dir` attribute, else next to the database."""
-    from kws_search.storage import artifact_dir_for, load_study
+    from kws_search.search.storage import artifact_dir_for, load_study
 
     study = load_study(study_name, storage, require_trials=False)
     recorded = study.user_attrs.get("artifact_dir")
@@ -58,7 +58,7 @@ def build_server(storage: str, host: str = "127.0.0.1", port: int = 8080,
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
-    from kws_search.storage import open_storage
+    from kws_search.search.storage import open_storage
 
     store = FileSystemArtifactStore(str(artifact_dir)) if artifact_dir else None
     app = optuna_dashboard.wsgi(open_storage(storage, heartbeat=False), artifact_store=store)
@@ -72,7 +72,7 @@ def build_server(storage: str, host: str = "127.0.0.1", port: int = 8080,
 
 def study_url(server: WSGIServer, host: str, study_name: str, storage: str) -> str:
     """The dashboard page of the study."""
-    from kws_search.storage import open_storage
+    from kws_search.search.storage import open_storage
 
     rdb = open_storage(storage, heartbeat=False)
     study_id = rdb.get_study_id_from_name(study_name)
@@ -93,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from kws_search.storage import masked_url
+    from kws_search.search.storage import masked_url
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = study_storage(args)

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     if args.engine == "festival":
         return _run_festival(args)
-    from kws_search.synth import SynthConfig, synthesize
+    from kws_search.data.synth import SynthConfig, synthesize
 
     out = args.out or DEFAULT_DATA
     config = SynthConfig(keyword=args.keyword, n_clips=args.clips or DEFAULT_CLIPS,
@@ -69,7 +69,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def _run_festival(args: argparse.Namespace) -> int:
-    from kws_search.festival import FestivalConfig, synthesize_festival
+    from kws_search.data.synth.festival import FestivalConfig, synthesize_festival
 
     if args.clips is not None:
         raise ConfigError("--clips is for the espeak engine; use --speakers with --engine festival")
@@ -85,7 +85,7 @@ def _run_festival(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from kws_search.data import scan_dataset
+    from kws_search.data.datasets import scan_dataset
 
     index = scan_dataset(args.data, args.keyword)
     print(f"{index.root}: {len(index.words)} words, {len(index.noise_files)} noise files, "

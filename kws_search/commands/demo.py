@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from kws_search.export import load_exported
-    from kws_search.stream import demo_track, detections, plot_stream, stream_audio
+    from kws_search.deploy.playback import demo_track, detections, plot_stream, stream_audio
+    from kws_search.deploy.torchscript import load_exported
 
     module, _ = load_exported(args.model)
     audio, start, end = demo_track(args.data, str(module.keyword), args.seed)

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default=FORMATS[0], choices=FORMATS,
                         help="torchscript (default: one file, torch.jit.load) or onnx (one "
                              "block of audio per call, every state an input and an output; "
-                             "needs `pip install kws-search[onnx]`)")
+                             "needs `pip install -e \".[onnx]\"`)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output file (default: under --checkpoints, .pt or .onnx)")
     parser.set_defaults(func=run)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     onnx = args.format == "onnx"
     if onnx:
         _check_onnx_installed()
-    from kws_search.export import export_checkpoint
+    from kws_search.deploy.torchscript import export_checkpoint
 
     suffix = SUFFIX[args.format]
     if args.export_teacher:
@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         label = f"teacher {source}"
     else:
         from kws_search.commands.common import storage_url
-        from kws_search.select import fetch_checkpoint, pick_trial
-        from kws_search.storage import load_study
+        from kws_search.search.select import fetch_checkpoint, pick_trial
+        from kws_search.search.storage import load_study
 
         study = load_study(args.study, storage_url(args))
         trial = pick_trial(study, args.trial, args.rule, args.min_speedup,
@@ -87,14 +87,15 @@ def run(args: argparse.Namespace) -> int:
         label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
                  f"{c:.1f}x, {trial.user_attrs.get('quant')}")
     if onnx:
-        from kws_search.onnx_export import export_onnx
+        from kws_search.deploy.onnx import export_onnx
 
         path, info = export_onnx(source, out, max_window_seconds=args.window,
                                  threshold=args.threshold)
         print(f"exported {label}")
+        _say_source(source, args)
         print(f"  -> {path} (ONNX, weights {info['onnx_weights']}; blocks of "
               f"{info['block_samples']} samples, {info['lead_samples']} leading zeros, "
-              f"{info['warmup_blocks']} warm-up blocks: see the README's ONNX example)")
+              f"{info['warmup_blocks']} warm-up blocks: see docs/export.md for the loop)")
         if info["quant"] not in ("none", "float16"):
             print(f"  note: ONNX Runtime has no int8 GRU, so this {info['quant']} model falls "
                   "back to weight-only int8 (activations in float); its probabilities differ "
@@ -103,8 +104,15 @@ def run(args: argparse.Namespace) -> int:
     path = export_checkpoint(source, out, max_window_seconds=args.window,
                              threshold=args.threshold)
     print(f"exported {label}")
+    _say_source(source, args)
     print(f"  -> {path} (TorchScript; torch.jit.load(path), forward(chunk) -> probability)")
     return 0
+
+
+def _say_source(source: Path, args: argparse.Namespace) -> None:
+    """A trial's checkpoint is kept under --checkpoints beside the export: say where."""
+    if not args.export_teacher:
+        print(f"  the trial's checkpoint (for `evaluate` and re-exports): {source}")
 
 
 def _check_onnx_installed() -> None:
@@ -114,4 +122,4 @@ def _check_onnx_installed() -> None:
         from kws_search.errors import ConfigError
 
         raise ConfigError(f"--format onnx needs {', '.join(missing)}; install them with "
-                          "`pip install 'kws-search[onnx]'`")
+                          "`pip install -e \".[onnx]\"`")

@@ -33,8 +33,8 @@ def study_storage(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from kws_search.report import write_report
-    from kws_search.tables import curve_lines
+    from kws_search.report.pages import write_report
+    from kws_search.report.tables import curve_lines
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     report = write_report(args.study, study_storage(args), args.out, png=not args.no_png)

@@ -30,9 +30,10 @@ from kws_search.options import (
     SPEEDS,
     missing_onnx,
 )
+from kws_search.search.attrs import BUDGET_EPOCHS
 
 HELP = """examples:
-  kws-search run --trials 200                   # TPE, SQLite under studies/, resumes if re-run
+  kws-search run --trials 200                   # GP sampler; SQLite in studies/; resumes
   kws-search run --trials 50 --space tiny --study quick
   kws-search run --trials 200 --jobs 2 --sampler nsga2
   kws-search run --storage postgresql://user:pw@db-host/kws --study shared   # one per machine
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="search space: a name in search_spaces/ or a YAML path")
     parser.add_argument("--sampler", default=SAMPLERS[0], choices=SAMPLERS,
                         help="Gaussian process (default), TPE, NSGA-II or random search (see "
-                             "README, \"Samplers\")")
+                             "docs/search.md, \"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--speed", default=SPEEDS[0], choices=SPEEDS,
                         help="the speed-up objective: macs (default: teacher / student "
@@ -108,11 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _ensure_inputs(args: argparse.Namespace) -> None:
     """The default dataset and teacher are made on first use, so one command runs it all."""
-    from kws_search.features import FeatureConfig, prepare_features
+    from kws_search.data.features import FeatureConfig, prepare_features
     from kws_search.teacher import train_teacher
 
     if args.data == DEFAULT_DATA and not DEFAULT_DATA.exists():
-        from kws_search.synth import synthesize
+        from kws_search.data.synth import synthesize
 
         print(f"no dataset at {DEFAULT_DATA}; synthesizing the default dataset")
         synthesize(DEFAULT_DATA)
@@ -153,19 +154,19 @@ def _available_memory() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kws_search.data import DataError
-    from kws_search.samplers import make_sampler
-    from kws_search.search_space import load_space
-    from kws_search.storage import open_storage
-    from kws_search.study import RunSettings
-    from kws_search.workers import run_search
+    from kws_search.data.datasets import DataError
+    from kws_search.search.samplers import make_sampler
+    from kws_search.search.space import load_space
+    from kws_search.search.storage import open_storage
+    from kws_search.search.study import RunSettings
+    from kws_search.search.workers import run_search
 
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
     if args.speed == "latency" and args.runtime == "onnxruntime" and missing_onnx():
         from kws_search.errors import ConfigError
 
         raise ConfigError(f"--speed latency measures in onnxruntime, which needs "
-                          f"{', '.join(missing_onnx())}: `pip install 'kws-search[onnx]'`, "
+                          f"{', '.join(missing_onnx())}: `pip install -e \".[onnx]\"`, "
                           "or pass --runtime torchscript")
     make_sampler(args.sampler, args.seed)
     open_storage(storage_url(args), heartbeat=False)
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
     _ensure_inputs(args)
     from kws_search.checkpoint import read_checkpoint
-    from kws_search.features import FeatureConfig
+    from kws_search.data.features import FeatureConfig
 
     # the teacher's features
     features = FeatureConfig.from_dict(read_checkpoint(teacher_file(args))["features"])
@@ -199,8 +200,12 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     bar = tqdm(total=args.trials, desc=f"study {args.study}", unit="trial")
+    shown = []
 
     def update(p) -> None:
+        if shown and shown[-1] == p:  # redraw on news only: a log file gets a line per change
+            return
+        shown[:] = [p]
         bar.n = min(p.complete + p.pruned, args.trials)
         bar.set_postfix(pruned=p.pruned, failed=p.failed, finalists=p.finals, front=p.front,
                         speedup=f"{p.best_speedup:.1f}x",
@@ -219,9 +224,7 @@ def print_front(study) -> None:
     """The feasible Pareto front as a table, and failures summarized by reason."""
     import pandas as pd
 
-    from kws_search.answer import front_pool
-    from kws_search.study import feasible_front, summarize
-    from kws_search.tables import (
+    from kws_search.report.tables import (
         CI_COLUMN,
         answer,
         cross_text,
@@ -229,6 +232,8 @@ def print_front(study) -> None:
         interval_text,
         study_info,
     )
+    from kws_search.search.answer import front_pool
+    from kws_search.search.study import feasible_front, progress_of
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
     margin = study_info(study).margin
@@ -262,7 +267,7 @@ def print_front(study) -> None:
         rows = []
         for t in front:
             attrs = t.user_attrs
-            row = {"trial": t.number, "budget_epochs": attrs.get("budget_epochs"),
+            row = {"trial": t.number, BUDGET_EPOCHS: attrs.get(BUDGET_EPOCHS),
                    "quality": f"{t.values[0]:.3e}",
                    CI_COLUMN: interval_text(attrs.get("val_quality_lo"),
                                             attrs.get("val_quality_hi"), ".2e"),
@@ -278,7 +283,7 @@ def print_front(study) -> None:
         print(pd.DataFrame(rows).to_string(index=False))
     for line in curve_lines(result):
         print(line)
-    progress = summarize(study)
+    progress = progress_of(study)
     print(f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a rung), "
           f"{progress.failed} failed; {progress.finals} finalists trained to convergence")
     for reason, count in progress.fail_reasons.most_common():

@@ -22,14 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=probability, default=None,
                         help="detection threshold (default: the one stored in the model)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="plot file (default: <audio>.probability.html beside the audio)")
+                        help="plot file (default: reports/stream/<audio name>.html)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kws_search.data import read_wav
-    from kws_search.export import load_exported
-    from kws_search.stream import detections, plot_stream, stream_audio
+    from kws_search.data.datasets import read_wav
+    from kws_search.deploy.playback import detections, plot_stream, stream_audio
+    from kws_search.deploy.torchscript import load_exported
 
     module, _ = load_exported(args.model)
     audio = read_wav(args.audio, int(module.sample_rate))
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
           f"{module.keyword!r}, threshold {threshold:.3f}: {len(found)} detection(s)")
     for time_s, peak in found:
         print(f"  {time_s:8.2f} s  p={peak:.3f}")
-    out = args.out or args.audio.with_suffix(".probability.html")
+    out = args.out or Path("reports") / "stream" / f"{args.audio.stem}.html"
     written = plot_stream(df, threshold, out, f"{module.keyword!r} in {args.audio.name}")
     print("plot: " + ", ".join(str(p) for p in written))
     return 0

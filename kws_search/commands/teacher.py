@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from kws_search.features import FeatureConfig, prepare_features
+    from kws_search.data.features import FeatureConfig, prepare_features
     from kws_search.models import CRNNConfig
     from kws_search.teacher import (
         MEMBERS,
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace, path: Path) -> int:
     from kws_search.checkpoint import CheckpointError
-    from kws_search.features import prepare_features
-    from kws_search.seminar import (
+    from kws_search.data.features import prepare_features
+    from kws_search.teacher_import import (
         feature_config,
         import_teacher,
         load_config,

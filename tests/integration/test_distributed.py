@@ -21,11 +21,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from kws_search.context import build_context
-from kws_search.search_space import load_space
-from kws_search.storage import open_storage
-from kws_search.study import HAND_TUNED, open_study
-from kws_search.workers import run_search
+from kws_search.search.context import build_context
+from kws_search.search.space import load_space
+from kws_search.search.storage import open_storage
+from kws_search.search.study import HAND_TUNED, open_study
+from kws_search.search.workers import run_search
 
 MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
             "speedup", "compression", "checkpoint_artifact")
@@ -152,7 +152,7 @@ def claim_waiting(url: str, name: str, ready: Any, out: Any) -> None:
     study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=False))
     study.get_trials()  # connected
     ready.wait()
-    out.put([study.ask()._trial_id for _ in range(12)])
+    out.put([study.ask().number for _ in range(12)])
 
 
 @pytest.mark.slow

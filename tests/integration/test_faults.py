@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.cli import main
-from kws_search.storage import open_storage
+from kws_search.search.storage import open_storage
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 RESUME_HINT = "interrupted; completed work is kept, re-run the same command to resume"
@@ -163,6 +163,7 @@ def test_stopping_the_parent_of_two_workers_stops_both(cli_inputs, tmp_path, sta
     assert all("interrupted" in t.user_attrs["fail_reason"] for t in stopped)
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tmp_path, capfd):
     # A plain RNN at an infinite lr diverges (NonFiniteLoss); a
     # 200-frame kernel does not fit 98 frames (RuntimeError). Seed 7 of the random sampler
@@ -191,8 +192,8 @@ def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tm
 def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     """Ctrl-C inside Optuna's trial creation (after the sampler saw the trial, before the
     objective ran) must not leave a RUNNING trial that other workers would wait on."""
-    from kws_search.study import RunSettings, open_study
-    from kws_search.workers import _fail_if_left_running
+    from kws_search.search.study import RunSettings, open_study
+    from kws_search.search.workers import fail_if_left_running
 
     settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path / "t.pt",
                            study="faults", storage=f"sqlite:///{tmp_path / 'faults.db'}",
@@ -201,7 +202,7 @@ def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     done = study.ask()
     study.tell(done, [1.0, 1.0, 1.0])
     started = study.ask()  # as if SIGINT arrived now
-    _fail_if_left_running(settings, study)
+    fail_if_left_running(settings, study)
     trials = trials_of(tmp_path / "faults.db")
     assert trials[done.number].state == TrialState.COMPLETE
     assert trials[started.number].state == TrialState.FAIL

@@ -5,20 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from optuna.trial import TrialState
 
-from kws_search.export import export_checkpoint, load_exported
-from kws_search.features import load_features_file
+from kws_search.data.features import load_features_file
+from kws_search.deploy.torchscript import export_checkpoint, load_exported
 from kws_search.measure import au_fa_fr, predict
-from kws_search.select import fetch_checkpoint
-from kws_search.workers import run_search
+from kws_search.search.select import fetch_checkpoint
+from kws_search.search.workers import run_search
 
 SPACE = (Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text().replace(
     "mode: {type: categorical, choices: [none, int8, static_int8]}",
     "mode: {type: categorical, choices: [int8, static_int8]}")
 
 
+@pytest.mark.slow
 def test_recorded_validation_quality_is_the_exported_files(tiny_data, tiny_teacher,
                                                              tiny_settings, tmp_path):
     """Dynamic int8 students: the scored path and the exported file agree exactly, while the

@@ -1,0 +1,1 @@
+"""Datasets, synthesis, features and augmentation: what the models read."""

@@ -1,0 +1,176 @@
+"""What the default dataset holds: its config, words, speakers, split, and every clip's draw.
+
+A "speaker" is one (English accent, voice variant, rate, pitch, pitch range) combination with an
+8-hex id; each says several words, and train / validation / test are split by speaker, as in
+Speech Commands. Every random choice is drawn here, in the parent process, from the seed, so
+the workers only render and the files do not depend on worker count or scheduling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kws_search.data.synth.espeak import MAX_RATE, voice_variants
+from kws_search.errors import ConfigError
+
+COMMAND_WORDS: tuple[str, ...] = (
+    "bed", "bird", "cat", "dog", "down", "eight", "five", "four", "go", "happy", "house",
+    "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven", "six", "stop",
+    "three", "tree", "two", "up", "wow", "yes", "zero")
+# Near misses of "sheila" (shared onset, vowel or "-ila" ending); none has its phonemes.
+CONFUSABLE_WORDS: tuple[str, ...] = (
+    "she", "sheep", "sheet", "shield", "sheena", "shelby", "shelley", "shell", "shale", "sheik",
+    "leila", "lila", "delilah", "tequila", "ceiling", "healer", "dealer", "feeler", "sealer",
+    "keeler", "shilling", "chiller", "shyla")
+ACCENTS: tuple[str, ...] = (
+    "en-us", "en", "en-029", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+    "en-gb-x-rp", "en-us-nyc")
+CLIPS_PER_SPEAKER = 20  # fewer clips each, so more speakers (1,200 by default)
+REPEAT_RATE = 1.2  # mean clips per (speaker, word) pair: most once, some twice (`_nohash_1`)
+# eSpeak intones a clause by its closing mark (falling, rising, exclaimed, continuing), so every
+# word is said with each tune, and a tune never tells the keyword apart
+INTONATIONS = ("", ".", "?", "!", ",")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How the default dataset is made; stored in `synth.json` beside it."""
+
+    keyword: str = "sheila"
+    n_clips: int = 24_000  # total clips, all words
+    keyword_fraction: float = 0.07  # enough keyword clips for >= 300 in validation and test
+    confusable_fraction: float = 0.15  # share of confusable words among the rest
+    seed: int = 0
+    sample_rate: int = 16_000
+    clip_seconds: float = 1.0
+    val_fraction: float = 0.2  # by speaker: about 336 keyword clips, so validation separates
+    test_fraction: float = 0.2  # models that differ by a few clips
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Everything a worker needs to render one file; all randomness already drawn."""
+
+    path: str  # relative, "word/<speaker>_nohash_<n>.wav"
+    text: str
+    voice: str  # "en-us+m3"
+    rate: int
+    pitch: int
+    pitch_range: int
+    seed: int  # for the noise generators (breath, klatt)
+    gain: float  # peak amplitude of the word, 0..1
+    offset: float  # where the word starts, as a fraction of the free space in the clip
+
+
+def check_config(cfg: SynthConfig) -> None:
+    """ConfigError naming the setting when `cfg` cannot make a usable dataset."""
+    if not 0 < cfg.keyword_fraction < 1 or not 0 <= cfg.confusable_fraction <= 1:
+        raise ConfigError(
+            "keyword_fraction must be in (0, 1) and confusable_fraction in [0, 1]")
+    if cfg.val_fraction <= 0 or cfg.test_fraction <= 0 or cfg.val_fraction + cfg.test_fraction >= 1:
+        raise ConfigError("val_fraction and test_fraction must be > 0 and sum to less than 1")
+    if round(cfg.n_clips * cfg.keyword_fraction) < 3:
+        raise ConfigError(
+            f"n_clips * keyword_fraction = {cfg.n_clips * cfg.keyword_fraction:.1f}"
+            "; at least 3 keyword clips are needed (one per split)")
+    if cfg.clip_seconds <= 0 or cfg.sample_rate <= 0 or cfg.workers < 1:
+        raise ConfigError("clip_seconds, sample_rate and workers must be positive")
+
+
+def speaker_ids(seed: int, n: int) -> list[str]:
+    """`n` distinct 8-hex speaker ids, the same for the same seed."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for i in range(n):
+        salt = 0
+        while True:
+            sid = hashlib.sha256(f"kws-synth:{seed}:{i}:{salt}".encode()).hexdigest()[:8]
+            if sid not in seen:
+                break
+            salt += 1
+        seen.add(sid)
+        ids.append(sid)
+    return ids
+
+
+def _spread(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`total` split into `n` near-equal integer parts, remainders to random parts."""
+    parts = np.full(n, total // n, dtype=np.int64)
+    parts[rng.permutation(n)[:total % n]] += 1
+    return parts
+
+
+def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[Clip]]:
+    """Speaker ids, speakers per split, and every clip with its parameters drawn."""
+    words = [cfg.keyword, *[w for w in COMMAND_WORDS if w != cfg.keyword]]
+    n_commands = len(words) - 1
+    words += [w for w in CONFUSABLE_WORDS if w not in words]
+    n_kw = round(cfg.n_clips * cfg.keyword_fraction)
+    rest = cfg.n_clips - n_kw
+    n_conf = round(rest * cfg.confusable_fraction)
+    rng = np.random.default_rng([cfg.seed, 1])
+    counts = [n_kw, *_spread(rest - n_conf, n_commands, rng),
+              *_spread(n_conf, len(words) - 1 - n_commands, rng)]
+
+    n_spk = max(3, math.ceil(cfg.n_clips / CLIPS_PER_SPEAKER), math.ceil(n_kw / REPEAT_RATE))
+    ids = speaker_ids(cfg.seed, n_spk)
+    order = np.random.default_rng([cfg.seed, 2]).permutation(n_spk)
+    n_val = max(1, round(n_spk * cfg.val_fraction))
+    n_test = max(1, round(n_spk * cfg.test_fraction))
+    if n_val + n_test >= n_spk:
+        raise ConfigError(f"{n_spk} speakers are too few for the split; raise n_clips")
+    splits = {"validation": sorted(order[:n_val].tolist()),
+              "test": sorted(order[n_val:n_val + n_test].tolist()),
+              "train": sorted(order[n_val + n_test:].tolist())}
+
+    # how often each speaker says each word: spread per split by speaker share, so every word
+    # with >= 3 clips (the keyword included) reaches every split
+    said: list[tuple[int, int, int]] = []  # (speaker, word index, clips)
+    rng = np.random.default_rng([cfg.seed, 3])
+    names = list(splits)
+    sizes = np.array([len(splits[s]) for s in names])
+    for w, count in enumerate(counts):
+        share = count * sizes / n_spk
+        per_split = np.floor(share).astype(np.int64)
+        per_split[np.argsort(-(share - per_split), kind="stable")[:count - per_split.sum()]] += 1
+        for i in np.flatnonzero(per_split == 0):
+            if count >= len(names):
+                per_split[np.argmax(per_split)] -= 1
+                per_split[i] += 1
+        for name, c in zip(names, per_split, strict=True):
+            if c == 0:
+                continue
+            pool = splits[name]
+            m = min(len(pool), max(1, round(c / REPEAT_RATE)))
+            chosen = rng.choice(pool, size=m, replace=False)
+            repeats = _spread(int(c), m, rng)
+            said += [(int(s), w, int(k)) for s, k in zip(chosen, repeats, strict=True)]
+    said.sort()
+
+    rng = np.random.default_rng([cfg.seed, 4])
+    variants = voice_variants()
+    voices = [ACCENTS[rng.integers(len(ACCENTS))]
+              + (f"+{v}" if (v := variants[rng.integers(len(variants))]) else "")
+              for _ in range(n_spk)]
+    rates = rng.uniform(80, 240, n_spk)  # words per minute; isolated words are slow
+    pitches = rng.uniform(5, 95, n_spk)  # eSpeak's 0..99 scale, nearly all of it
+    ranges = rng.uniform(5, 99, n_spk)
+    levels = rng.uniform(-26, -3, n_spk)  # speaker loudness, dBFS peak
+    clips: list[Clip] = []
+    for s, w, k in said:
+        for n in range(k):
+            clips.append(Clip(
+                path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
+                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))], voice=voices[s],
+                rate=int(np.clip(rates[s] * np.exp(rng.normal(0, 0.06)), 80, MAX_RATE)),
+                pitch=int(np.clip(pitches[s] + rng.normal(0, 3), 0, 99)),
+                pitch_range=int(np.clip(ranges[s] + rng.normal(0, 5), 0, 99)),
+                seed=int(rng.integers(2**31)),
+                gain=float(10 ** (min(-1.0, levels[s] + rng.normal(0, 2)) / 20)),
+                offset=float(rng.uniform())))
+    return ids, splits, clips

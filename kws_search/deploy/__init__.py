@@ -1,0 +1,1 @@
+"""What ships: the TorchScript stream, the ONNX graph and its runtime, latency, playback."""

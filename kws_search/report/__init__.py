@@ -1,0 +1,1 @@
+"""A study's report: tables, figures and the pages that hold them."""

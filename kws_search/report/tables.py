@@ -1,0 +1,263 @@
+"""The report's numbers: trial and front tables, Markdown, interval text, hypervolume.
+
+Kept apart from the figures and pages so the CLI (`run` prints the front) and the benchmark
+(hypervolume against wall time) can use these numbers without plotly or a report folder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from kws_search.options import QUALITY_MARGIN
+from kws_search.search.answer import curve, front_pool, pareto_front
+from kws_search.search.attrs import (
+    BUDGET_EPOCHS,
+    BUDGET_SAMPLES,
+    CHECKPOINT_ARTIFACT,
+    CONSTRAINTS_KEY,
+    FAIL_REASON,
+    MODEL_SPEEDUP,
+    OBJECTIVES,
+    PRUNED_AT,
+    TRAIN_SECONDS,
+    feasible,
+)
+from kws_search.search.fidelity import is_final
+
+MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
+            "val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
+            "float_val_quality", "best_epoch", "macs", "frontend_macs", MODEL_SPEEDUP,
+            "bytes", "frontend_bytes", "state_dict_bytes", "params", "latency_ms",
+            "latency_speedup", "quant", "quantized_modules", TRAIN_SECONDS,
+            CHECKPOINT_ARTIFACT)
+# Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
+CROSS_MEASURES = ("cross_quality", "cross_quality_norm", "cross_detected", "cross_fa")
+CI_COLUMN = "val 90% CI"  # bootstrap interval of val_quality, as `lo–hi`
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What the tables and figures need besides the trials: study name, teacher numbers, bar."""
+
+    name: str
+    teacher: dict[str, Any]
+    quality_bar: float | None
+    teacher_cross: dict[str, Any] = field(default_factory=dict)  # empty without --cross-data
+    cross_data: str | None = None
+    margin: float = QUALITY_MARGIN  # the bar / the teacher's validation quality
+
+
+def study_info(study: optuna.Study) -> StudyInfo:
+    """The teacher, bar and cross-engine numbers `run` recorded as study attributes."""
+    attrs = study.user_attrs
+    return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"),
+                     dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"),
+                     float(attrs.get("quality_margin", QUALITY_MARGIN)))
+
+
+def format_value(value: Any) -> str:
+    """A table cell: blank where missing, floats to 4 significant digits."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def interval_text(lo: float | None, hi: float | None, spec: str = ".3g") -> str:
+    """`lo–hi` of a quality interval, or "" where it was not measured (older trials)."""
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"{lo:{spec}}–{hi:{spec}}"
+
+
+def cross_text(numbers: dict[str, Any]) -> str:
+    """One line of a model's cross-engine numbers (`cross_summary` keys)."""
+    return (f"quality {numbers['quality']:.3g} (normalized {numbers['quality_norm']:.3g}), "
+            f"detected {numbers['detected']:.1%} of keyword clips, false alarms "
+            f"{numbers['fa']:.2%}")
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: state, flags, objectives, constraint, measurements, params, failure.
+
+    `on_front` is Optuna's own Pareto front of the feasible trials of one budget (the
+    finalists once there are any); every complete kws-search trial records its constraint.
+    """
+    front = {t.number for t in pareto_front(front_pool(study.get_trials(deepcopy=False)))}
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        done = t.state == TrialState.COMPLETE and t.values is not None
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name,
+                               "feasible": done and feasible(t), "on_front": t.number in front}
+        row.update(zip(OBJECTIVES, t.values if done else [math.nan] * len(OBJECTIVES),
+                       strict=True))
+        if PRUNED_AT in t.user_attrs:  # stopped at a rung: its size is known
+            row.update(speedup=t.user_attrs["speedup"], compression=t.user_attrs["compression"])
+        constraints = t.system_attrs.get(CONSTRAINTS_KEY)
+        row["constraint"] = constraints[0] if constraints else math.nan
+        row.update({k: v for k, v in t.user_attrs.items()
+                    if k not in OBJECTIVES and k != FAIL_REASON})
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        row["fail_reason"] = t.user_attrs.get(FAIL_REASON, "")
+        row["datetime_start"] = t.datetime_start
+        row["duration_s"] = t.duration.total_seconds() if t.duration else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    measures = list(MEASURES)
+    at = measures.index("test_quality") + 1
+    measures[at:at] = [c for c in CROSS_MEASURES if c in table.columns]
+    head = ["number", "state", "feasible", "on_front", *OBJECTIVES, "constraint", *measures]
+    tail = ["fail_reason", "datetime_start", "duration_s"]
+    rest = sorted(c for c in table.columns if c not in head + tail)
+    extra = [c for c in rest if not c.startswith("params_")]
+    params = [c for c in rest if c.startswith("params_")]
+    return table.reindex(columns=head + extra + params + tail)
+
+
+def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
+    """The feasible front with test quality beside validation quality (over-fitting check),
+    the validation interval, and cross-engine quality where the study recorded it."""
+    front = table[table["on_front"]].sort_values("quality").copy()
+    front[CI_COLUMN] = [interval_text(lo, hi) for lo, hi in
+                        zip(front["val_quality_lo"], front["val_quality_hi"], strict=True)]
+    val = front["val_quality"].astype(float)
+    test = front["test_quality"].astype(float)
+    front["test_val_ratio"] = (test / val.where(val > 0)).astype(float)
+    teacher_test = info.teacher.get("test_quality")
+    front["test_within_bar"] = (test <= info.margin * teacher_test
+                                if teacher_test is not None else pd.NA)
+    params = [c for c in table.columns if c.startswith("params_")]
+    cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
+    columns = ["number", "stage", BUDGET_EPOCHS, "quant", "val_quality", CI_COLUMN,
+               "test_quality", "test_val_ratio",
+               "test_within_bar", *cross, "speedup", MODEL_SPEEDUP, "compression",
+               "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
+               *params]
+    return front[[c for c in columns if c in front.columns]].reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' own needs `tabulate`); numbers right-aligned."""
+    def cell(value: Any) -> str:
+        return format_value(value).replace("|", "\\|").replace("\n", " ")
+
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(
+        table[c]) for c in table.columns]
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |",
+             "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def gains(quality: float, speedup: float, compression: float,
+          bar: float) -> tuple[float, float, float]:
+    """Objectives against the reference point (bar, 1x, 1x), each as a gain >= 0 when better."""
+    return 1.0 - quality / bar, speedup - 1.0, compression - 1.0
+
+
+def hypervolume(gains: Iterable[Sequence[float]]) -> float:
+    """Exact volume of the union of boxes [0, g] for 3-D gain vectors (larger is better).
+
+    Written here because no public Optuna function returns a hypervolume number (only the
+    experimental `optuna.visualization.plot_hypervolume_history` figure of a whole study;
+    tests/test_report.py checks that its numbers agree with ours).
+    Slices along the first axis and sweeps a 2-D staircase in each slab: O(n^2 log n), fine
+    for a front of a few hundred points.
+    """
+    points = [tuple(p) for p in gains if all(x > 0 for x in p)]
+    xs = sorted({p[0] for p in points}, reverse=True)
+    total = 0.0
+    for i, x in enumerate(xs):
+        below = xs[i + 1] if i + 1 < len(xs) else 0.0
+        total += (x - below) * _staircase_area([(p[1], p[2]) for p in points if p[0] >= x])
+    return total
+
+
+def _staircase_area(points: list[tuple[float, float]]) -> float:
+    area, reached = 0.0, 0.0
+    for y, z in sorted(points, reverse=True):
+        if z > reached:
+            area += y * (z - reached)
+            reached = z
+    return area
+
+
+def hypervolume_history(table: pd.DataFrame, bar: float | None) -> pd.DataFrame:
+    """Hypervolume and size of the feasible front after each completed trial (by number)."""
+    done = table[table["state"] == "COMPLETE"].sort_values("number")
+    front: list[tuple[float, float, float]] = []
+    rows, volume = [], 0.0
+    for row in done.itertuples(index=False):
+        if bar and row.feasible:
+            g = gains(row.quality, row.speedup, row.compression, bar)
+            if not any(_covers(f, g) for f in front):
+                front = [f for f in front if not _covers(g, f)] + [g]
+                volume = hypervolume(front)
+        rows.append({"number": row.number, "hypervolume": volume, "front_size": len(front)})
+    return pd.DataFrame(rows, columns=["number", "hypervolume", "front_size"])
+
+
+def _covers(a: Sequence[float], b: Sequence[float]) -> bool:
+    """`a` is at least as good as `b` in every gain."""
+    return all(x >= y for x, y in zip(a, b, strict=True))
+
+
+def answer(study: optuna.Study) -> dict[str, Any]:
+    """The study's answer as data: per quality level (a multiple of the teacher's validation
+    quality), the best speed-up (front end included), network speed-up and compression with
+    their trials; over the finalists once there are any, else the search's complete trials."""
+    trials = study.get_trials(deepcopy=False)
+    pool = front_pool(trials)
+    teacher = study.user_attrs.get("teacher") or {}
+    quality = teacher.get("val_quality")
+    rows = curve(pool, quality) if quality else []
+    finals = bool(pool) and is_final(pool[0])
+    closest = min(pool, key=lambda t: t.values[0], default=None)
+    return {"study": study.study_name, "teacher_val_quality": quality,
+            "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
+            "basis": "finalists" if finals else "search trials", "students": len(pool),
+            BUDGET_EPOCHS: sorted({t.user_attrs.get(BUDGET_EPOCHS) for t in pool
+                                     if t.user_attrs.get(BUDGET_EPOCHS) is not None}),
+            "closest": None if closest is None or not quality else {
+                "trial": closest.number, "times_teacher": closest.values[0] / quality,
+                "speedup": closest.values[1], "compression": closest.values[2]},
+            "levels": [row.to_dict() for row in rows]}
+
+
+def curve_lines(result: dict[str, Any]) -> list[str]:
+    """The answer as a small text table: one row per quality level."""
+    def cell(best: dict[str, Any] | None) -> str:
+        return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
+    head = (f"the answer ({result['students']} {result['basis']}): the best student within "
+            "each multiple of the teacher's validation quality")
+    rows = [("quality within", "students", "speed-up", "network speed-up", "compression")]
+    for level in result["levels"]:
+        rows.append((f"{level['level']:g}x teacher", str(level["students"]),
+                     cell(level["speedup"]), cell(level["model_speedup"]),
+                     cell(level["compression"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [head] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                     for r in rows]
+
+
+def curve_markdown(result: dict[str, Any]) -> str:
+    """The answer as a Markdown table (front.md)."""
+    lines = curve_lines(result)
+    table = pd.DataFrame([{
+        "quality within": f"{lv['level']:g}x teacher", "students": lv["students"],
+        "speed-up": _best_text(lv["speedup"]), "network speed-up": _best_text(lv["model_speedup"]),
+        "compression": _best_text(lv["compression"])} for lv in result["levels"]])
+    return f"{lines[0]}\n\n" + (to_markdown(table) if not table.empty else "(no students)\n")
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    return "" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"

@@ -1,0 +1,1 @@
+"""The search: space, objective, rungs, samplers, study, storage, workers."""

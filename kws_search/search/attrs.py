@@ -1,0 +1,32 @@
+"""What a study records, named in one place: its objectives, the quality constraint, and
+the trial attributes beyond the measures.
+
+The objective writes them; storage, workers, the study, the report and `select` read them,
+without importing the training stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing this module loads nothing (`kws-search --help` stays light)
+    import optuna
+
+OBJECTIVES = ("quality", "speedup", "compression")
+DIRECTIONS = ("minimize", "maximize", "maximize")
+CONSTRAINTS_KEY = "constraints"  # the list form optuna-dashboard greys out as infeasible
+
+FAIL_REASON = "fail_reason"  # why a trial failed, one line (the report groups by it)
+SURPLUS = "surplus"  # a trial that lost the race for the last slot and trained nothing
+PRUNED_AT = "pruned_at_epoch"  # the rung a stopped student reached
+BUDGET_EPOCHS = "budget_epochs"  # epochs the student trained (to convergence for a finalist)
+BUDGET_SAMPLES = "budget_samples"  # training samples it saw
+TRAIN_SECONDS = "train_seconds"
+MODEL_SPEEDUP = "model_speedup"  # the networks' MACs alone, teacher / student
+CHECKPOINT_ARTIFACT = "checkpoint_artifact"  # the artifact id of the trained student
+
+
+def feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Quality within the bar (constraint <= 0); trials without a constraint are not feasible."""
+    constraints = trial.system_attrs.get(CONSTRAINTS_KEY)
+    return bool(constraints) and all(c <= 0 for c in constraints)

@@ -1,0 +1,97 @@
+"""Choosing a trial from a study and fetching its checkpoint (for export and reports)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+from optuna.trial import FrozenTrial, TrialState
+
+from kws_search.errors import KwsSearchError
+from kws_search.options import RULES
+from kws_search.search.answer import front_pool
+from kws_search.search.attrs import CHECKPOINT_ARTIFACT, FAIL_REASON, feasible
+
+
+class SelectionError(KwsSearchError, ValueError):
+    """No trial fits what was asked; the message says what exists."""
+
+
+def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balanced",
+               min_speedup: float = 0.0, min_compression: float = 0.0,
+               within: float | None = None) -> FrozenTrial:
+    """Trial number `trial`, or the trial a rule prefers among those meeting targets: the
+    feasible ones, or with `within`, those whose validation quality is within that multiple of
+    the teacher's. Only students of one budget compete: the finalists once there are any.
+
+    Rules: `fastest` (highest speed-up), `smallest` (highest compression), `best` (lowest
+    quality value), `balanced` (highest min(speed-up, compression)); ties go to better quality.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if trial is not None:
+        match = [t for t in trials if t.number == trial]
+        if not match:
+            raise SelectionError(f"study {study.study_name!r} has no trial {trial} "
+                                 f"(it has trials 0..{len(trials) - 1})")
+        chosen = match[0]
+        if chosen.state != TrialState.COMPLETE:
+            reason = chosen.user_attrs.get(FAIL_REASON, "")
+            raise SelectionError(f"trial {trial} is {chosen.state.name}"
+                                 f"{f' ({reason})' if reason else ''}; pick a complete trial")
+        return chosen
+    if rule not in RULES:
+        raise SelectionError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    if within is not None and not (within > 0 and math.isfinite(within)):
+        raise SelectionError(f"--within must be a multiple > 0 of the teacher's quality, "
+                             f"got {within}")
+    teacher = (study.user_attrs.get("teacher") or {}).get("val_quality")
+    if within is not None and not teacher:
+        raise SelectionError(f"study {study.study_name!r} records no teacher quality, so "
+                             "--within has nothing to measure against; use --trial N")
+    candidates = front_pool(trials)
+
+    def allowed(t: FrozenTrial) -> bool:
+        return feasible(t) if within is None else t.values[0] <= within * teacher
+    pool = [t for t in candidates if allowed(t)
+            and t.values[1] >= min_speedup and t.values[2] >= min_compression]
+    if not pool:
+        where = ("within the study's bar" if within is None
+                 else f"within {within:g}x the teacher's quality")
+        message = (f"no student of study {study.study_name!r} {where} reaches speed-up >= "
+                   f"{min_speedup:g} and compression >= {min_compression:g}")
+        closest = min(candidates, key=lambda t: t.values[0], default=None)
+        if closest is not None and teacher:
+            times = closest.values[0] / teacher
+            message += (f"; the closest is trial {closest.number} at {times:.2f}x the "
+                        f"teacher (speed-up {closest.values[1]:.2f}x, compression "
+                        f"{closest.values[2]:.2f}x): pass --within {math.ceil(times * 10) / 10:g}"
+                        " to choose among students that close, or --trial N")
+        else:
+            message += "; lower the targets or run more trials"
+        raise SelectionError(message)
+    keys = {"fastest": lambda t: (-t.values[1], t.values[0]),
+            "smallest": lambda t: (-t.values[2], t.values[0]),
+            "best": lambda t: (t.values[0], -min(t.values[1:])),
+            "balanced": lambda t: (-min(t.values[1], t.values[2]), t.values[0])}
+    return min(pool, key=keys[rule])
+
+
+def fetch_checkpoint(study: optuna.Study, trial: FrozenTrial, dest: Path) -> Path:
+    """Download the trial's checkpoint artifact to `dest`."""
+    artifact = trial.user_attrs.get(CHECKPOINT_ARTIFACT)
+    if not artifact:
+        raise SelectionError(f"trial {trial.number} has no checkpoint artifact")
+    folder = study.user_attrs.get("artifact_dir")
+    if not folder:
+        raise SelectionError(f"study {study.study_name!r} records no artifact folder; re-run "
+                             "`kws-search run` for it to keep trial checkpoints")
+    if not Path(folder).is_dir():
+        raise SelectionError(f"artifact folder {folder!r} of study {study.study_name!r} is "
+                             "missing; run export where the study's artifacts are")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)  # download_artifact refuses to overwrite
+    download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(dest),
+                      artifact_id=artifact)
+    return dest
