@@ -169,7 +169,7 @@ def hypervolume(gains: Iterable[Sequence[float]]) -> float:
 
     Written here because no public Optuna function returns a hypervolume number (only the
     experimental `optuna.visualization.plot_hypervolume_history` figure of a whole study;
-    tests/test_report.py checks that its numbers agree with ours).
+    tests/report/test_pages.py checks that its numbers agree with ours).
     Slices along the first axis and sweeps a 2-D staircase in each slab: O(n^2 log n), fine
     for a front of a few hundred points.
     """
