@@ -5,7 +5,7 @@ Stored size (bytes) depends on how layers are quantized, so it lives in `quantiz
 The log-mel front end is counted apart from the model: per frame a window, a real FFT, the
 power, the mel matrix and the log. A model reads only the frames its conv covers (a conv
 whose time kernel is shorter than its stride skips frames, and the ONNX export never computes
-those), so the front end costs `frames_read` frames per clip, not every frame.
+those), so the front end costs `StreamGeometry.frames_read` frames per clip, not every frame.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNNConfig, count_parameters
 from kws_search.quantize import batch_dependent, stored_bytes
 
@@ -154,20 +155,10 @@ def frontend_frame_macs(features: FeatureConfig) -> int:
     return features.win_length + fft + 2 * bins + bins * features.n_mels + features.n_mels
 
 
-def frames_read(config: CRNNConfig, frames: int) -> int:
-    """Feature frames the conv reads from `frames`: every step reads kernel_time frames, and
-    frames shared by overlapping steps count once; frames between the windows of a conv whose
-    kernel is shorter than its stride are never read."""
-    steps = config.steps(frames)
-    if steps == 0:
-        return 0
-    return steps * min(config.kernel_time, config.stride_time) + max(
-        config.kernel_time - config.stride_time, 0)
-
-
 def frontend_macs(config: CRNNConfig, features: FeatureConfig) -> int:
     """Front-end multiply-adds per clip for a model: the frames it reads x one frame's cost."""
-    return frames_read(config, features.frames) * frontend_frame_macs(features)
+    read = StreamGeometry.of(config, features).frames_read(features.frames)
+    return read * frontend_frame_macs(features)
 
 
 def frontend_bytes(features: FeatureConfig) -> int:

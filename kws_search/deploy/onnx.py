@@ -59,6 +59,7 @@ from kws_search.deploy.torchscript import (
     export_info,
 )
 from kws_search.files import write_atomic
+from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import calibrated_structure, convert
 
@@ -70,23 +71,6 @@ EXACT_MODES = ("none", "float16")  # the rest fall back to weight-only int8 (mod
 # shapes), and results up to FOLD_OUTPUTS; weights and the DFT basis stay as stored/computed
 FOLD_INPUTS, FOLD_OUTPUTS = 16, 256
 ENERGY_LIMIT = 40.0  # exp(+-40) and sums of 100 of them stay well inside float32
-
-
-def stream_layout(config: CRNNConfig, features: FeatureConfig) -> dict[str, int]:
-    """Block size, leading zeros and warm-up blocks that align blocks with RNN steps.
-
-    Frame k covers samples [k * hop - pad, k * hop - pad + n_fft) of the stream (pad is 0,
-    or n_fft // 2 for models made with the centered STFT); step s reads frames [s * stride,
-    s * stride + kernel). A block ends where the last frame of a step ends; before the first
-    real block the stream is zeros.
-    """
-    hop, n_fft = features.hop_length, features.n_fft
-    pad = n_fft // 2 if features.center else 0
-    block = config.stride_time * hop
-    first = (n_fft - hop) + (config.kernel_time - config.stride_time) * hop  # block 0 start
-    warmup = max(0, math.ceil((first - pad) / block))
-    return {"block_samples": block, "lead_samples": pad - (first - warmup * block),
-            "warmup_blocks": warmup}
 
 
 class BlockStep(nn.Module):
@@ -254,7 +238,7 @@ def export_onnx(checkpoint: Path, out: Path, max_window_seconds: float = 1.0,
     features = FeatureConfig.from_dict(state["features"])
     block = BlockStep(model, features, stream.max_window_length, conv_qparams)
     shapes = block.state_shapes()
-    layout = stream_layout(model.config, features)
+    layout = StreamGeometry.of(model.config, features).block_layout()
     example = (torch.zeros(layout["block_samples"]),
                *(torch.zeros(shape) for shape in shapes.values()))
     proto = _quiet_export(block, example, plan, ["audio", *shapes],

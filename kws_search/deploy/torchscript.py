@@ -40,18 +40,13 @@ from kws_search.checkpoint import (
 from kws_search.data.features import FeatureConfig, LogMel
 from kws_search.errors import ConfigError
 from kws_search.files import write_atomic
+from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNN, CRNNConfig
 
 logger = logging.getLogger(__name__)
 
 EXTRA_FILE = EXPORT_INFO
 KEYWORD_CLASS = 1
-
-
-def window_steps(config: CRNNConfig, features: FeatureConfig, seconds: float) -> int:
-    """RNN steps a clip of `seconds` yields (at least 1): the attention window."""
-    samples = int(round(seconds * features.sample_rate))
-    return max(1, config.steps(features.frames_in(samples)))
 
 
 def _trim(buffer: torch.Tensor, end: int, keep_from: int) -> torch.Tensor:
@@ -78,12 +73,13 @@ class StreamingKWS(nn.Module):
         self.keyword = keyword
         self.keyword_class = KEYWORD_CLASS
         self.quant = quant
-        self.sample_rate = features.sample_rate
-        self.hop_length = features.hop_length
-        self.n_fft = features.n_fft
-        self.pad = features.n_fft // 2 if features.center else 0
-        self.stride_time = model_config.stride_time
-        self.max_window_length = window_steps(model_config, features, max_window_seconds)
+        geometry = StreamGeometry.of(model_config, features)  # `_frames_at` is its frames_at
+        self.sample_rate = geometry.sample_rate
+        self.hop_length = geometry.hop
+        self.n_fft = geometry.n_fft
+        self.pad = geometry.pad
+        self.stride_time = geometry.stride
+        self.max_window_length = geometry.window_steps(max_window_seconds)
         self.window_length = self.max_window_length
         self.window_seconds = float(max_window_seconds)
         self.threshold = float(threshold)
@@ -102,7 +98,8 @@ class StreamingKWS(nn.Module):
     # --- the front end and the model's streaming mode -----------------------------------------
 
     def _frames_at(self, samples: int) -> int:
-        """Frames computable once `samples` real samples have arrived."""
+        """Frames computable once `samples` real samples have arrived
+        (`StreamGeometry.frames_at`, in TorchScript)."""
         padded = samples + self.pad
         if padded < self.n_fft:
             return 0

@@ -13,9 +13,10 @@ import torch
 
 from kws_search.checkpoint import CheckpointError, save_checkpoint
 from kws_search.data.features import FeatureConfig
-from kws_search.deploy.onnx import export_onnx, stream_layout
+from kws_search.deploy.onnx import export_onnx
 from kws_search.deploy.onnx_runtime import OnnxStream
 from kws_search.deploy.torchscript import export_checkpoint, load_exported
+from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNN, CRNNConfig
 
 warnings.filterwarnings("ignore")
@@ -150,11 +151,11 @@ def test_onnx_stream_takes_any_array_like_chunk(tmp_path, student_checkpoint):
 
 def test_layout_aligns_blocks_with_steps():
     # step 0 of the overlapping model ends at sample 19 * 160 + 400 = 3440 of the stream
-    layout = stream_layout(OVERLAPPING, FEATURES)
+    layout = StreamGeometry.of(OVERLAPPING, FEATURES).block_layout()
     assert layout["block_samples"] == 8 * HOP
     end = -layout["lead_samples"] + (layout["warmup_blocks"] + 1) * layout["block_samples"]
     assert end == 19 * HOP + FEATURES.n_fft
-    skipping = stream_layout(SKIPPING, FEATURES)
+    skipping = StreamGeometry.of(SKIPPING, FEATURES).block_layout()
     assert skipping["warmup_blocks"] == 0
     assert skipping["block_samples"] - skipping["lead_samples"] == 7 * HOP + FEATURES.n_fft
 

@@ -12,7 +12,8 @@ from optuna.trial import TrialState, create_trial
 
 from kws_search.distill import teacher_outputs
 from kws_search.errors import KwsSearchError
-from kws_search.measure import count_macs, frames_read, frontend_frame_macs
+from kws_search.geometry import StreamGeometry
+from kws_search.measure import count_macs, frontend_frame_macs
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import QUALITY_MARGIN
 from kws_search.quantize import quantized_structure, stored_bytes
@@ -75,7 +76,7 @@ def test_a_student_is_sized_trained_measured_and_judged_against_the_bar(tiny_fea
     assert attrs["bytes"] == stored_bytes(quantized_structure(STUDENT, "int8"))
     # the speed-up objective counts the whole pipeline, front end included: a 10-frame kernel
     # at stride 8 reads steps x 8 + 2 frames, each a window, FFT, power, mel matrix and log
-    read = frames_read(STUDENT, frames)
+    read = StreamGeometry.of(STUDENT, tiny_features.config).frames_read(frames)
     assert read == STUDENT.steps(frames) * 8 + 2
     assert attrs["frontend_macs"] == read * frontend_frame_macs(tiny_features.config)
     whole = (TEACHER["macs"] + TEACHER["frontend_macs"]) / (attrs["macs"] + attrs["frontend_macs"])
