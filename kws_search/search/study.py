@@ -244,16 +244,28 @@ def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     return pareto_front(front_pool(study.get_trials(deepcopy=False)))
 
 
+FINALISTS_AFTER = "finalists_after"  # study attr: search trials finished when they were chosen
+
+
 def queue_finalists(study: optuna.Study, count: int) -> int:
     """Queue up to `count` students of the finished search to be trained again the way the
-    teacher was (`answer.pick_finalists`), once per study; returns how many are queued now."""
+    teacher was (`answer.pick_finalists`); returns how many are queued now.
+
+    They are chosen once per size of the search: re-running the same command queues none
+    (and finishes the ones an interrupted run left), while a search grown with more --trials
+    gets the students its new curve names that no finalist trained yet."""
     trials = study.get_trials(deepcopy=False)
-    if count <= 0 or any(is_final(t) for t in trials):
+    searched = sum(finished(t) for t in trials if not is_final(t))
+    done = {t.user_attrs[FINAL_OF] for t in trials if is_final(t)}
+    if done and FINALISTS_AFTER not in study.user_attrs:  # chosen before this attr existed
+        study.set_user_attr(FINALISTS_AFTER, searched)
+    if count <= 0 or study.user_attrs.get(FINALISTS_AFTER) == searched:
         return 0
     teacher = (study.user_attrs.get("teacher") or {}).get("val_quality")
-    chosen = pick_finalists(trials, count, teacher)
+    chosen = [t for t in pick_finalists(trials, count, teacher) if t.number not in done]
     for t in chosen:
         study.enqueue_trial(t.params, user_attrs={FINAL_OF: t.number})
+    study.set_user_attr(FINALISTS_AFTER, searched)
     return len(chosen)
 
 

@@ -34,7 +34,8 @@ def test_teacher_run_export_stream(workdir, tiny_data, capsys):
     study = optuna.load_study(study_name="t", storage="sqlite:///studies/t.db")
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     assert len([t for t in complete if "final_of" not in t.user_attrs]) == 3
-    assert len([t for t in complete if "final_of" in t.user_attrs]) == 2  # chosen once
+    finals = [t.user_attrs["final_of"] for t in complete if "final_of" in t.user_attrs]
+    assert len(finals) >= 2 and len(finals) == len(set(finals))  # none trained twice
 
     assert main(["export", *data, "--study", "t", "--trial", "0"]) == 0
     exported = workdir / "checkpoints" / "t-trial0-stream.pt"

@@ -60,3 +60,37 @@ def test_once_there_are_finalists_the_front_is_theirs_alone():
     pruned = create_trial(state=TrialState.PRUNED, params={"x": 9},
                           distributions={"x": IntDistribution(0, 99)})
     assert front_pool([pruned]) == []
+
+
+def test_finalists_are_chosen_once_per_size_of_the_search():
+    """Re-running the same command queues nothing new; more --trials queue the students the
+    grown search's curve names that no finalist trained yet."""
+    import optuna
+
+    from kws_search.search.study import queue_finalists
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    study.set_user_attr("teacher", {"val_quality": TEACHER})
+
+    def add(trial):
+        study.add_trial(create_trial(values=trial.values, params=trial.params,
+                                     distributions=trial.distributions,
+                                     user_attrs=trial.user_attrs,
+                                     system_attrs=trial.system_attrs))
+
+    def finish_queued():  # what the workers do with them
+        for t in study.get_trials(states=(TrialState.WAITING,)):
+            study.tell(study.ask(fixed_distributions=t.distributions), [1e-4, 1.0, 1.0])
+
+    for trial in SEARCH[:3]:
+        add(trial)
+    assert queue_finalists(study, 2) == 2
+    finish_queued()
+    assert queue_finalists(study, 2) == 0  # the same search: nothing again
+    add(student(9, 0.5e-4, 3.0, 50.0))  # the search grew (study trial 5), its best is new
+    assert queue_finalists(study, 2) >= 1
+    queued = [t.user_attrs[FINAL_OF] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert 5 in queued
+    finals = [t.user_attrs[FINAL_OF] for t in study.get_trials() if FINAL_OF in t.user_attrs]
+    assert len(finals) == len(set(finals))  # no student trained twice as a finalist
