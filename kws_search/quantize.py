@@ -35,7 +35,6 @@ ENGINE = "x86"
 T = TypeVar("T")
 
 
-
 def _quiet(function: Callable[..., T]) -> Callable[..., T]:
     """Run `function` without torch.ao's deprecation notices (its eager-mode API is what the
     exported files use); the caller's warning filters stay as they were."""
