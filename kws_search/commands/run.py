@@ -200,12 +200,13 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     bar = tqdm(total=args.trials, desc=f"study {args.study}", unit="trial")
-    shown = []
+    last = None  # what the bar shows
 
     def update(p) -> None:
-        if shown and shown[-1] == p:  # redraw on news only: a log file gets a line per change
+        nonlocal last
+        if p == last:  # redraw on news only: a log file gets a line per change
             return
-        shown[:] = [p]
+        last = p
         bar.n = min(p.complete + p.pruned, args.trials)
         bar.set_postfix(pruned=p.pruned, failed=p.failed, finalists=p.finals, front=p.front,
                         speedup=f"{p.best_speedup:.1f}x",
