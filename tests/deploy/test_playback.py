@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,6 @@ from kws_search.deploy.playback import (
 )
 from kws_search.deploy.torchscript import export_checkpoint, load_exported
 from kws_search.models import CRNNConfig
-
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @pytest.fixture(scope="module")

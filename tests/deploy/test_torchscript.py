@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,6 @@ from kws_search.deploy.torchscript import (
 )
 from kws_search.measure import suggest_threshold
 from kws_search.models import CRNNConfig
-
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 FEATURES = FeatureConfig()
 SR = FEATURES.sample_rate
