@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from kws_search.data.datasets import load_clips, load_noise, scan_dataset
-from kws_search.data.features import FeatureConfig, mix_noise
+from kws_search.data.features import mix_noise
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.torchscript import load_exported
 from kws_search.errors import run_script
 from kws_search.measure import au_fa_fr

@@ -37,7 +37,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import export_for, probe_audio, runners, timed
 from kws_search.errors import run_script
 from kws_search.measure import count_macs, frontend_macs

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from kws_search.data.features import FeatureConfig, prepare_features
+from kws_search.data.features import prepare_features
+from kws_search.data.front_end import FeatureConfig
 from kws_search.distill import DistillConfig, teacher_outputs
 from kws_search.errors import run_script
 from kws_search.measure import split_quality

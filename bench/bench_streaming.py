@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.deploy.torchscript import StreamingKWS
 from kws_search.errors import run_script
 from kws_search.models import CRNN, CRNNConfig, count_parameters

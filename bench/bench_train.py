@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from kws_search.data.features import FeatureConfig, prepare_features
+from kws_search.data.features import prepare_features
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import run_script
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.train import TrainConfig, balanced_indices, spec_augment, train

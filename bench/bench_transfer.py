@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kws_search.data.features import FeatureConfig, prepare_features
+from kws_search.data.features import prepare_features
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import run_script
 from kws_search.evaluate import eval_features, load_eval_set, summarize
 from kws_search.measure import THRESHOLD_FA_RATE, au_fa_fr, predict, suggest_threshold

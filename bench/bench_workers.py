@@ -27,7 +27,8 @@ import optuna
 from optuna.trial import TrialState
 
 from kws_search.checkpoint import CheckpointError
-from kws_search.data.features import FeatureConfig, prepare_features
+from kws_search.data.features import prepare_features
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import run_script
 from kws_search.models import CRNNConfig
 from kws_search.options import teacher_path

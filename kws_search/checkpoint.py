@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import KwsSearchError
 from kws_search.files import write_atomic
 from kws_search.models import CRNNConfig

@@ -28,7 +28,8 @@ from kws_search.data.datasets import (
     scan_dataset,
     word_folders,
 )
-from kws_search.data.features import FeatureConfig, log_mel, mix_noise
+from kws_search.data.features import log_mel, mix_noise
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import ConfigError
 from kws_search.measure import au_fa_fr, predict_deployed, suggest_threshold
 
@@ -173,6 +174,8 @@ def load_scorer(path: Path | str) -> Scorer:
     from kws_search.deploy.torchscript import load_exported
 
     path = Path(path)
+    if path.suffix == ".onnx" and path.is_file():
+        return _onnx_scorer(path)
     if is_exported(path):
         module, info = load_exported(path)
 
@@ -191,6 +194,28 @@ def load_scorer(path: Path | str) -> Scorer:
     threshold = float(state.get("metrics", {}).get("threshold", 0.5))
     return Scorer(path, str(state["kind"]), str(state.get("quant", "none")), state["keyword"],
                   config, threshold, batched)
+
+
+def _onnx_scorer(path: Path) -> Scorer:
+    """An ONNX file from `kws-search export --format onnx`, each clip streamed through it from
+    a fresh state: its last probability pools every step of the clip, as `offline` does."""
+    from kws_search.deploy.onnx_runtime import OnnxStream
+    from kws_search.options import missing_onnx
+
+    if missing_onnx():
+        raise ConfigError(f"scoring {path} needs {', '.join(missing_onnx())}: "
+                          'pip install -e ".[onnx]"')
+    stream = OnnxStream(path)
+    info = stream.info
+
+    def streamed(audio: np.ndarray) -> np.ndarray:
+        probs = []
+        for clip in audio:
+            stream.reset()
+            probs.append(stream(clip)[-1])
+        return np.asarray(probs, np.float64)
+    return Scorer(path, "exported", str(info.get("quant", "none")), str(info["keyword"]),
+                  FeatureConfig.from_dict(info["features"]), float(info["threshold"]), streamed)
 
 
 def evaluate_file(model_path: Path | str, data: Path | str, split: str | None = None,

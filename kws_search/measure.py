@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.data.features import FeatureSet
+from kws_search.data.front_end import FeatureConfig
 from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNNConfig, count_parameters
 from kws_search.quantize import batch_dependent, stored_bytes

@@ -176,9 +176,11 @@ class CRNN(nn.Module):
     @torch.jit.export
     def head(self, outputs: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         """Logits [classes] of attention pooling over step outputs [T, hidden] with their
-        energies [T] (the steps a stream keeps in its window)."""
-        weights = torch.softmax(energies, dim=0)  # [T]
-        return self.classifier(weights.unsqueeze(0) @ outputs)[0]
+        energies [T] (the steps a stream keeps in its window), in the form every export
+        computes (`pool_logits`)."""
+        if energies.numel() == 0:  # nothing heard yet: what the classifier makes of silence
+            return self.classifier(outputs.new_zeros(1, outputs.size(1)))[0]
+        return pool_logits(torch.exp(energies - energies.max()), self.classifier(outputs))
 
     @torch.jit.export
     def run_steps(self, x: torch.Tensor, state: torch.Tensor,
@@ -210,6 +212,17 @@ class CRNN(nn.Module):
                                                   self.initial_state())
             logits.append(self.head(outputs, energies))
         return torch.stack(logits)
+
+
+def pool_logits(weights: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Attention pooling as every streaming form computes it: step weights [T] (exp of the
+    energies, up to one common factor) and the classifier's logits of each step [T, classes]
+    -> the pooled logits [classes].
+
+    The classifier is linear and softmax weights sum to one, so pooling the logits is pooling
+    the outputs; a stream then keeps one weight and a few logits per step, not the output, and
+    a step of weight 0 (an empty slot of a fixed-size window) counts for nothing."""
+    return (weights @ logits) / weights.sum()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from kws_search.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.data.features import FeatureSet
+from kws_search.data.front_end import FeatureConfig
 from kws_search.distill import DistillConfig, TeacherOutputs, teacher_outputs
 from kws_search.errors import ConfigError
 from kws_search.measure import (

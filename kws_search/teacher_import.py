@@ -21,7 +21,8 @@ import torch
 import yaml
 
 from kws_search.checkpoint import CheckpointError, save_checkpoint
-from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.data.features import FeatureSet
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import yaml_problem
 from kws_search.measure import measure_model
 from kws_search.models import CRNN, CRNNConfig

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_search.data.features import FeatureConfig, prepare_features
+from kws_search.data.features import prepare_features
+from kws_search.data.front_end import FeatureConfig
 
 SR = 16_000
 WORDS = {"sheila": (300.0, 1500.0), "yes": (800.0, 800.0), "no": (1200.0, 400.0),

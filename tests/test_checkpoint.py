@@ -17,7 +17,7 @@ from kws_search.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import KwsSearchError
 from kws_search.models import CRNN, CRNNConfig
 

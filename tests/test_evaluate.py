@@ -12,7 +12,7 @@ import pytest
 from kws_search.checkpoint import load_model
 from kws_search.cli import main
 from kws_search.data.datasets import DataError, scan_dataset
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.torchscript import export_checkpoint
 from kws_search.evaluate import evaluate_file, load_eval_set, summarize
 from kws_search.measure import split_quality

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNNConfig
 

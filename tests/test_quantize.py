@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kws_search.checkpoint import CheckpointError, load_model, save_checkpoint
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import (
     QUANT_MODES,

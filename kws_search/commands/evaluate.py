@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(or made for evaluation only) on every clip.",
         epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path,
-                        help="teacher or trial checkpoint, or a file from `kws-search export`")
+                        help="teacher or trial checkpoint, or a file from `kws-search export` "
+                             "(TorchScript, or ONNX with the onnx extra)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="folder in Speech Commands layout (default: %(default)s)")
     parser.add_argument("--split", default=None, choices=("test", "validation", "train"),

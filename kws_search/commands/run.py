@@ -109,7 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _ensure_inputs(args: argparse.Namespace) -> None:
     """The default dataset and teacher are made on first use, so one command runs it all."""
-    from kws_search.data.features import FeatureConfig, prepare_features
+    from kws_search.data.features import prepare_features
+    from kws_search.data.front_end import FeatureConfig
     from kws_search.teacher import train_teacher
 
     if args.data == DEFAULT_DATA and not DEFAULT_DATA.exists():
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
     _ensure_inputs(args)
     from kws_search.checkpoint import read_checkpoint
-    from kws_search.data.features import FeatureConfig
+    from kws_search.data.front_end import FeatureConfig
 
     # the teacher's features
     features = FeatureConfig.from_dict(read_checkpoint(teacher_file(args))["features"])

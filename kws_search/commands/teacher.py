@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from kws_search.data.features import FeatureConfig, prepare_features
+    from kws_search.data.features import prepare_features
+    from kws_search.data.front_end import FeatureConfig
     from kws_search.models import CRNNConfig
     from kws_search.teacher import (
         MEMBERS,

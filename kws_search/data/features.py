@@ -13,109 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 import torchaudio.functional as AF
-from torch import nn
 from tqdm.auto import tqdm
 
 from kws_search.data import augment
 from kws_search.data.datasets import DatasetIndex, load_clips, load_noise, scan_dataset
+from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.errors import ConfigError
 from kws_search.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 4  # 4: validation and test stored in float32, as the stream computes them
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Front end and noise settings; part of the cache key and stored in every checkpoint."""
-
-    sample_rate: int = 16_000
-    clip_samples: int = 16_000
-    n_fft: int = 400
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 40
-    snr_low: float = -5.0
-    snr_high: float = 15.0
-    noise_prob: float = 0.8
-    max_shift: float = 0.1  # seconds of random time shift for train copies
-    train_variants: int = 8  # augmented copies of each train clip; an epoch picks one per clip
-    # augmentation of train copies (kws_search.data.augment); 0 turns a lever off
-    speed: float = 0.15  # speed perturbation: 1 +- speed
-    reverb_prob: float = 0.5  # share of copies in a simulated room
-    rt60_low: float = 0.1
-    rt60_high: float = 0.8
-    vtlp: float = 0.12  # vocal-tract-length warp factor: 1 +- vtlp
-    colour_prob: float = 0.5  # share of copies through a random channel response
-    seed: int = 0
-    # False: frame k covers samples [k * hop, k * hop + n_fft), as a stream frames audio as it
-    # arrives, so what is trained and scored is what the exported file computes. True: the
-    # centered STFT (reflect padding by n_fft // 2) of models made before.
-    center: bool = False
-
-    @property
-    def frames(self) -> int:
-        """Feature frames per clip."""
-        return self.frames_in(self.clip_samples)
-
-    def frames_in(self, samples: int) -> int:
-        """Feature frames in `samples` samples of audio (0 when too few)."""
-        if self.center:
-            return samples // self.hop_length + 1
-        return 0 if samples < self.n_fft else (samples - self.n_fft) // self.hop_length + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        """The config a checkpoint or cache stores; one written before `center` existed was
-        made with the centered STFT."""
-        return cls(**{"center": True, **d})
-
-    def with_front_end(self, n_fft: int, n_mels: int) -> FeatureConfig:
-        """These settings with another FFT size (and window) and number of mel bands: a
-        student's own front end over the same audio, augmented the same way."""
-        return replace(self, n_fft=n_fft, win_length=n_fft, n_mels=n_mels)
-
-
-def front_end_problem(config: FeatureConfig) -> str | None:
-    """Why a front end cannot be used (frames that do not overlap, a mel band that no FFT
-    bin falls in), or None."""
-    if config.n_fft < config.hop_length:
-        return (f"n_fft {config.n_fft} is shorter than the {config.hop_length}-sample hop, so "
-                "frames would not overlap")
-    bank = torchaudio.functional.melscale_fbanks(config.n_fft // 2 + 1, 0.0,
-                                                 config.sample_rate / 2, config.n_mels,
-                                                 config.sample_rate)
-    empty = int((bank.max(dim=0).values == 0).sum())
-    if empty:
-        return (f"{empty} of {config.n_mels} mel bands get no bin of a {config.n_fft}-point "
-                "FFT; use fewer mel bands or a longer FFT")
-    return None
-
-
-class LogMel(nn.Module):
-    """Waveform [batch, samples] -> log-mel [batch, n_mels, frames], clamped before the log."""
-
-    def __init__(self, config: FeatureConfig, center: bool | None = None) -> None:
-        super().__init__()
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate, n_fft=config.n_fft, win_length=config.win_length,
-            hop_length=config.hop_length, n_mels=config.n_mels,
-            center=config.center if center is None else center)
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(wav).clamp(min=1e-9, max=1e9))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from kws_search.checkpoint import save_checkpoint
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.torchscript import export_checkpoint, load_exported
 from kws_search.models import CRNN
 

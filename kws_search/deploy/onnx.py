@@ -13,7 +13,7 @@ hidden in the runtime. Inputs, in order:
   stride_time, n_mels] (time-major) when the FFT is as long as the hop.
 - hidden [layers, 1, hidden]: the RNN state.
 - window [window, 1 + classes]: the attention window, oldest first; per step its attention
-  weight exp(energy) and that weight times the step's class logits (an empty slot is zeros).
+  weight exp(energy) and its class logits (`models.pool_logits`; an empty slot is zeros).
 
 Outputs: prob [] and the next value of each state, named `next_<state>`, in the same order.
 Every state starts as zeros. The block grid is set so that each block ends exactly where an RNN
@@ -22,9 +22,11 @@ step's last frame ends: the caller prepends `lead_samples` zeros to the stream, 
 so the caller keeps their other states at zero and ignores their prob. All three numbers are
 in the model's metadata, with the export info (`kws_search.json`).
 
-The front end is in the graph: the window and the DFT basis are computed from their definition
-when the session loads (ONNX Runtime folds them; the file stores only the mel matrix), and only
-the frames the conv reads are computed (a kernel shorter than its stride skips the rest).
+The graph is the model's own streaming forms run on one block: the front end is
+`LogMel.dft` (the window and DFT basis are computed from their definition when the session
+loads, so the file stores only the mel matrix), of which only the frames the conv reads are
+computed (a kernel shorter than its stride skips the rest); then the conv, `CRNN.step` and the
+attention head's `pool_logits`.
 
 Quantization modes: `none` stores float32 weights and `float16` stores the RNN and linear
 weights in float16, computed in float32 as PyTorch's dynamic float16 does: both give the
@@ -42,7 +44,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ import torch
 from torch import nn
 
 from kws_search.checkpoint import CheckpointError, read_checkpoint
-from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.deploy.onnx_weights import onnx_weights, store_weights
 from kws_search.deploy.torchscript import (
     EXTRA_FILE,
@@ -60,7 +61,7 @@ from kws_search.deploy.torchscript import (
 )
 from kws_search.files import write_atomic
 from kws_search.geometry import StreamGeometry
-from kws_search.models import CRNN, CRNNConfig
+from kws_search.models import CRNN, CRNNConfig, pool_logits
 from kws_search.quantize import calibrated_structure, convert
 
 logger = logging.getLogger(__name__)
@@ -74,14 +75,12 @@ ENERGY_LIMIT = 40.0  # exp(+-40) and sums of 100 of them stay well inside float3
 
 
 class BlockStep(nn.Module):
-    """One RNN step of the streaming model from one block of audio, all state explicit.
+    """One RNN step of the streaming model from one block of audio, all state explicit: the
+    model's own forms, run on a block (`LogMel.dft`, the conv, `CRNN.step`, `pool_logits`).
 
     Written for a short graph (each ONNX Runtime node costs about 0.3 us a call, whatever its
-    size): the attention window keeps, per step, its weight exp(energy) and that weight times
-    the step's class logits, not the step's output. The classifier is linear and the softmax
-    weights sum to one, so the pooled logits are the weighted logits' sum over the weights' sum:
-    the same numbers, with an empty slot (all zeros) weighing nothing. A plain RNN is written
-    out as two products and a tanh per layer.
+    size): the attention window keeps, per step, its weight exp(energy) and its class logits,
+    not the step's output (`pool_logits`), so an empty slot (all zeros) weighs nothing.
     """
 
     def __init__(self, model: CRNN, features: FeatureConfig, window: int,
@@ -93,64 +92,31 @@ class BlockStep(nn.Module):
         # one step of one stream is the same either way, and batch-second has no Transposes
         model.rnn.batch_first = False
         self.conv_qparams = conv_qparams  # static int8 conv: (scale, zero point) in and out
-        self.n_fft, self.hop = features.n_fft, features.hop_length
+        self.front = LogMel(features, center=False)
+        self.hop = features.hop_length
         self.need = min(c.kernel_time, c.stride_time)  # frames of this block the conv reads
         self.carry = c.kernel_time - self.need  # frames of earlier blocks it reads
         self.stride = c.stride_time
         self.window = window
-        self.time_major = self.n_fft == self.hop  # frames do not overlap
+        self.time_major = features.n_fft == self.hop  # frames do not overlap
+        self.tail = features.n_fft - self.hop
         self.energy_limit = _energy_limit(model)
-        mel = LogMel(features, center=False).mel
-        self.register_buffer("mel_matrix", mel.mel_scale.fb.clone())  # [bins, n_mels]
-
-    def basis(self) -> torch.Tensor:
-        """Periodic Hann window times the real DFT basis [n_fft, 2 * bins] (cos, -sin)."""
-        n = torch.arange(self.n_fft)
-        k = torch.arange(self.n_fft // 2 + 1)
-        turns = (n[:, None] * k[None, :]) % self.n_fft  # exact in integers
-        angle = turns.to(torch.float32) * (2 * math.pi / self.n_fft)
-        window = 0.5 - 0.5 * torch.cos(n.to(torch.float32) * (2 * math.pi / self.n_fft))
-        return window[:, None] * torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1)
-
-    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
-        """The frames the conv reads from tail + block samples -> log-mel [1, 1, n_mels, need],
-        or [1, 1, need, n_mels] when the frames do not overlap (`time_major`).
-
-        Overlapping frames: framing and the windowed DFT are one strided convolution with the
-        basis as kernels. Frames that do not overlap (an FFT as long as the hop) are the block
-        itself reshaped, and the DFT one matrix product (about twice as fast as the conv)."""
-        first = (self.stride - self.need) * self.hop  # the frames before it are never read
-        mel = self.mel_matrix.transpose(0, 1)
-        # power and mel in one product: the mel matrix applied to cos and sin parts squared
-        # (the doubled matrix is folded when the session loads)
-        doubled = torch.cat([mel, mel], dim=1)  # [n_mels, 2 * bins]
-        if self.time_major:
-            frames = samples[first:].reshape(1, 1, self.need, self.n_fft)
-            energy = (frames @ self.basis()).square() @ doubled.transpose(0, 1)
-        else:
-            kernels = self.basis().transpose(0, 1).unsqueeze(1)  # [2 * bins, 1, n_fft]
-            spectrum = torch.nn.functional.conv1d(samples[first:][None, None], kernels,
-                                                  stride=self.hop)  # [1, 2 * bins, need]
-            energy = doubled[None, None] @ spectrum.square()
-        return torch.log(energy.clamp(min=1e-9, max=1e9))
 
     def forward(self, audio: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         named = dict(zip(self.state_shapes(), state, strict=True))
         tail, frames = named.get("tail"), named.get("frames")
         samples = audio if tail is None else torch.cat([tail, audio])
-        mel = self.log_mel(samples)
+        first = (self.stride - self.need) * self.hop  # the frames before it are never read
+        mel = self.front.dft(samples[first:], self.time_major)
         time_axis = 2 if self.time_major else 3
         columns = mel if frames is None else torch.cat([frames, mel], dim=time_axis)
         conv = self._conv(columns)  # [1, channels, freq, 1] ([1, channels, 1, freq])
-        out, hidden = self._rnn(conv.reshape(1, -1), named["hidden"])
-        energy = self.model.attention.energy(out)  # [1, 1]
+        out, energy, hidden = self.model.step(conv.reshape(1, 1, -1), named["hidden"])
         if self.energy_limit is not None:
             energy = energy.clamp(-self.energy_limit, self.energy_limit)
-        weight = torch.exp(energy)
-        row = torch.cat([weight, weight * self.model.classifier(out)], dim=1)  # [1, 1 + classes]
-        window = torch.cat([named["window"][1:], row])
-        total = window.sum(dim=0)
-        logits = total[1:] / total[:1]
+        row = torch.cat([torch.exp(energy)[None], self.model.classifier(out)], dim=1)
+        window = torch.cat([named["window"][1:], row])  # [window, 1 + classes]
+        logits = pool_logits(window[:, 0], window[:, 1:])
         prob = torch.softmax(logits, dim=0)[KEYWORD_CLASS]
         next_state = []
         if tail is not None:
@@ -177,30 +143,12 @@ class BlockStep(nn.Module):
             x = torch.fake_quantize_per_tensor_affine(x, out_scale, out_zero, 0, 255)
         return x
 
-    def _rnn(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the RNN: input [1, rnn_input], state [layers, 1, hidden] -> output
-        [1, hidden] and the next state. A GRU is ONNX's GRU node; a plain RNN is written out
-        (the exporter's own form of it is a dozen shape nodes longer)."""
-        rnn = self.model.rnn
-        if isinstance(rnn, nn.GRU):
-            out, hidden = rnn(x.unsqueeze(0), hidden)
-            return out[0], hidden
-        states = []
-        for layer in range(rnn.num_layers):
-            h = hidden.reshape(1, -1) if rnn.num_layers == 1 else hidden[layer]
-            x = torch.tanh(nn.functional.linear(x, getattr(rnn, f"weight_ih_l{layer}"),
-                                                getattr(rnn, f"bias_ih_l{layer}"))
-                           + nn.functional.linear(h, getattr(rnn, f"weight_hh_l{layer}"),
-                                                  getattr(rnn, f"bias_hh_l{layer}")))
-            states.append(x)
-        return x, torch.stack(states)
-
     def state_shapes(self) -> dict[str, list[int]]:
         """Name -> shape of every state input, in graph order (all start as zeros)."""
         c = self.model.config
         shapes = {}
-        if self.n_fft > self.hop:
-            shapes["tail"] = [self.n_fft - self.hop]
+        if self.tail:
+            shapes["tail"] = [self.tail]
         if self.carry:
             shapes["frames"] = ([1, 1, self.carry, c.n_mels] if self.time_major
                                 else [1, 1, c.n_mels, self.carry])

@@ -37,7 +37,7 @@ from kws_search.checkpoint import (
     load_model,
     read_checkpoint,
 )
-from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.errors import ConfigError
 from kws_search.files import write_atomic
 from kws_search.geometry import StreamGeometry

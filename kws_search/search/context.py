@@ -15,12 +15,8 @@ from typing import Any
 import torch
 
 from kws_search.checkpoint import read_checkpoint
-from kws_search.data.features import (
-    FeatureConfig,
-    FeatureSet,
-    front_end_problem,
-    prepare_feature_sets,
-)
+from kws_search.data.features import FeatureSet, prepare_feature_sets
+from kws_search.data.front_end import FeatureConfig, front_end_problem
 from kws_search.deploy.latency import hop_latency_us
 from kws_search.distill import TeacherOutputs, teacher_outputs
 from kws_search.errors import ConfigError, KwsSearchError

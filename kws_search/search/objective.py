@@ -20,7 +20,8 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from kws_search.checkpoint import save_checkpoint
-from kws_search.data.features import FeatureConfig, FeatureSet
+from kws_search.data.features import FeatureSet
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import hop_latency_us
 from kws_search.measure import (
     count_macs,

@@ -27,7 +27,7 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
-from kws_search.data.features import FeatureConfig, front_end_problem
+from kws_search.data.front_end import FeatureConfig, front_end_problem
 from kws_search.distill import DistillConfig
 from kws_search.errors import KwsSearchError, yaml_problem
 from kws_search.models import CRNNConfig

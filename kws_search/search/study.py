@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.checkpoint import read_checkpoint
 from kws_search.data.datasets import folder_fingerprint
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.options import (
     FINALISTS,
     GRACE_PERIOD,

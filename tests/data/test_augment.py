@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from kws_search.data import augment
-from kws_search.data.features import FeatureConfig, augmented_log_mel, log_mel
+from kws_search.data.features import augmented_log_mel, log_mel
+from kws_search.data.front_end import FeatureConfig
 
 SR = 16_000
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kws_search.data.features import LogMel, cache_key, mix_noise, prepare_features
+from kws_search.data.features import cache_key, mix_noise, prepare_features
+from kws_search.data.front_end import LogMel
 
 
 def test_features_shapes_and_cache_reuse(tiny_data, tmp_path, tiny_feature_config):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kws_search.checkpoint import CheckpointError, save_checkpoint
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.onnx import export_onnx
 from kws_search.deploy.onnx_runtime import OnnxStream
 from kws_search.deploy.torchscript import export_checkpoint, load_exported

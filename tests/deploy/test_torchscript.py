@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kws_search.checkpoint import CheckpointError
-from kws_search.data.features import FeatureConfig, LogMel
+from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.deploy.torchscript import (
     EXTRA_FILE,
     StreamingKWS,

@@ -279,7 +279,7 @@ def made(cli_study, tmp_path):
 @pytest.fixture(scope="session")
 def other_teacher(cli_inputs):
     """Another teacher for the same tiny data (other width, default feature config)."""
-    from kws_search.data.features import FeatureConfig
+    from kws_search.data.front_end import FeatureConfig
     from kws_search.models import CRNNConfig
     from kws_search.teacher import train_teacher
     from kws_search.train import TrainConfig

@@ -10,14 +10,16 @@ import torch
 from optuna.trial import TrialState
 
 from kws_search.data.features import load_features_file
+from kws_search.deploy.onnx import export_onnx
 from kws_search.deploy.torchscript import export_checkpoint, load_exported
+from kws_search.evaluate import evaluate_file
 from kws_search.measure import au_fa_fr, predict
 from kws_search.search.select import fetch_checkpoint
 from kws_search.search.workers import run_search
 
-SPACE = (Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text().replace(
-    "mode: {type: categorical, choices: [none, int8, static_int8]}",
-    "mode: {type: categorical, choices: [int8, static_int8]}")
+TINY = (Path(__file__).parents[2] / "search_spaces" / "tiny.yaml").read_text()
+MODES = "mode: {type: categorical, choices: [none, int8, static_int8]}"
+SPACE = TINY.replace(MODES, "mode: {type: categorical, choices: [int8, static_int8]}")
 
 
 @pytest.mark.slow
@@ -47,3 +49,27 @@ def test_recorded_validation_quality_is_the_exported_files(tiny_data, tiny_teach
               f"{trial.user_attrs['val_quality']:.6g}, exported file's "
               f"{au_fa_fr(probs, labels):.6g}; batched probabilities differ by up to {gap:.2g}")
         assert gap > 1e-5
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_exported_files_gives_the_recorded_quality(tiny_data, tiny_teacher,
+                                                                   tiny_settings, tmp_path):
+    """`kws-search evaluate` of a float student's TorchScript file gives the quality the search
+    recorded, to the last bit; its ONNX file (the same model as an ONNX graph, streamed block
+    by block) gives it to float rounding; and so do the teacher's."""
+    space = tmp_path / "float.yaml"
+    space.write_text(TINY.replace(MODES, "mode: {type: categorical, choices: [none]}"))
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=1)
+    study = run_search(settings, progress=False)
+    trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
+    checkpoint = fetch_checkpoint(study, trial, tmp_path / "trial.pt")
+    for source, recorded in ((checkpoint, trial.user_attrs["val_quality"]),
+                             (tiny_teacher, study.user_attrs["teacher"]["val_quality"])):
+        scripted = export_checkpoint(source, tmp_path / f"{source.stem}.ts")
+        onnx_file, _ = export_onnx(source, tmp_path / f"{source.stem}.onnx")
+        of_script = evaluate_file(scripted, tiny_data, "validation")["quality"]
+        of_onnx = evaluate_file(onnx_file, tiny_data, "validation")["quality"]
+        print(f"{source.name}: recorded {recorded:.9g}, TorchScript {of_script:.9g}, "
+              f"ONNX {of_onnx:.9g}")
+        assert of_script == recorded
+        assert of_onnx == pytest.approx(recorded, rel=1e-3)

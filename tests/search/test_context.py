@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from kws_search.checkpoint import read_checkpoint
 from kws_search.commands.run import print_front
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import probe_audio
 from kws_search.deploy.onnx import export_onnx
 from kws_search.deploy.onnx_runtime import OnnxStream

@@ -8,7 +8,7 @@ import optuna
 import pytest
 import torch
 
-from kws_search.data.features import FeatureConfig
+from kws_search.data.front_end import FeatureConfig
 from kws_search.models import CRNN
 from kws_search.search.space import SPACES_DIR, SearchSpaceError, load_space, parse_space
 
