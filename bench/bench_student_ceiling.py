@@ -39,8 +39,8 @@ from kws_search.search.attrs import DIRECTIONS
 from kws_search.search.context import build_context
 from kws_search.search.fidelity import FINAL_OF
 from kws_search.search.objective import make_objective
+from kws_search.search.settings import DataSettings, RunSettings, StudySettings
 from kws_search.search.space import SearchSpace, load_space
-from kws_search.search.study import RunSettings
 
 TEACHER_SHAPE = {"cnn_channels": 8, "kernel_freq": 5, "kernel_time": 20, "stride_freq": 2,
                  "stride_time": 8, "rnn": "gru", "hidden": 64, "layers": 2}
@@ -98,7 +98,8 @@ def _start(settings: RunSettings) -> None:
     global _context
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    _context = replace(build_context(settings, progress=False), artifact_dir=None)
+    _context = replace(build_context(settings.data, settings.study, progress=False),
+                       artifact_dir=None)
 
 
 def _space(name: str, fixed: dict[str, Any]) -> SearchSpace:
@@ -159,9 +160,9 @@ def main() -> None:
     lever = QUANT_LEVER if args.quant_lever else WIDTH_LEVER if args.width_lever else LADDER
     students = args.students or list(lever)
     budgets = ["trial"] if args.quant_lever or args.width_lever else args.budgets
-    settings = RunSettings(data=args.data, keyword="sheila", teacher=teacher_file,
-                           study="ceiling", storage="sqlite:///:memory:", space=args.space,
-                           artifact_dir=Path("bench/out/ceiling-artifacts"))
+    settings = RunSettings(DataSettings(args.data, "sheila", teacher_file),
+                           StudySettings("ceiling", "sqlite:///:memory:", space=args.space,
+                                         artifact_dir=Path("bench/out/ceiling-artifacts")))
     _start(settings)  # here too: the caches are made once, before the workers read them
     teacher = _context.teacher_metrics["val_quality"]
     print(f"teacher validation {teacher:.3e}; bar ({QUALITY_MARGIN:g}x) "

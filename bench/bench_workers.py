@@ -33,8 +33,8 @@ from kws_search.errors import run_script
 from kws_search.models import CRNNConfig
 from kws_search.options import teacher_path
 from kws_search.search.context import build_context
+from kws_search.search.settings import DataSettings, RunSettings, StudySettings, WorkerSettings
 from kws_search.search.storage import open_storage
-from kws_search.search.study import RunSettings
 from kws_search.search.workers import run_search
 from kws_search.teacher import train_teacher
 from kws_search.train import TrainConfig
@@ -89,15 +89,16 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
 
 def time_setting(base: RunSettings, jobs: int) -> dict[str, float]:
     """Run a fresh study with `jobs` workers; return timings and rates."""
-    settings = replace(base, study=f"bench-{jobs}-{uuid.uuid4().hex[:6]}", jobs=jobs)
+    settings = replace(base, study=replace(base.study, name=f"bench-{jobs}-{uuid.uuid4().hex[:6]}"),
+                       workers=replace(base.workers, jobs=jobs))
     start = time.perf_counter()
     study = run_search(settings, progress=False)
     wall = time.perf_counter() - start
     done = sorted(t.datetime_complete for t in study.get_trials()
                   if t.state == TrialState.COMPLETE)
     span = (done[-1] - done[0]).total_seconds() if len(done) > 1 else float("nan")
-    optuna.delete_study(study_name=settings.study,
-                        storage=open_storage(settings.storage, heartbeat=False))
+    optuna.delete_study(study_name=settings.study.name,
+                        storage=open_storage(settings.study.storage, heartbeat=False))
     return {"jobs": jobs, "trials": len(done), "wall_s": wall,
             "wall_per_hour": 3600 * len(done) / wall,
             "steady_per_hour": 3600 * (len(done) - 1) / span if span > 0 else float("nan")}
@@ -113,11 +114,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data, teacher = prepare_inputs(args, work)
     storage = args.storage or f"sqlite:///{work / 'bench.db'}"
-    base = RunSettings(data=data, keyword=args.keyword, teacher=teacher, study="bench",
-                       storage=storage, space=args.space, trials=args.trials,
-                       cache_dir=work / "cache", artifact_dir=work / "artifacts",
-                       seed_hand_tuned=False, threads=args.threads)
-    build_context(base, progress=False)  # features and teacher outputs cached off the clock
+    base = RunSettings(DataSettings(data, args.keyword, teacher, cache_dir=work / "cache"),
+                       StudySettings("bench", storage, space=args.space, trials=args.trials,
+                                     artifact_dir=work / "artifacts", seed_hand_tuned=False),
+                       WorkerSettings(threads=args.threads))
+    build_context(base.data, base.study, progress=False)  # caches made off the clock
     cores = os.cpu_count() or 1
     print(f"space {args.space}, {args.trials} trials per setting, {cores} cores, "
           f"storage {storage.split(':')[0]}, threads per worker "

@@ -100,15 +100,34 @@ def tiny_teacher(tiny_features, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def settings_for(tiny_data: Path, teacher: Path, folder: Path, **overrides):
-    """RunSettings for a study of the tiny space in `folder` (SQLite + artifacts there)."""
-    from kws_search.search.study import RunSettings
+    """RunSettings for a study of the tiny space in `folder` (SQLite + artifacts there);
+    `overrides` name fields of any settings group (`trials=2`, `speed="latency"`)."""
+    from kws_search.search.settings import DataSettings, RunSettings, StudySettings
 
-    values = dict(data=tiny_data, keyword="sheila", teacher=teacher, study="tiny",
-                  storage=f"sqlite:///{folder / 'tiny.db'}", space="tiny", trials=3,
-                  cache_dir=folder / "cache", features=TINY_FEATURES,
-                  artifact_dir=folder / "artifacts", finalists=0)  # tests of finalists ask
-    values.update(overrides)
-    return RunSettings(**values)
+    settings = RunSettings(
+        DataSettings(tiny_data, "sheila", teacher, features=TINY_FEATURES,
+                     cache_dir=folder / "cache"),
+        StudySettings("tiny", f"sqlite:///{folder / 'tiny.db'}", space="tiny", trials=3,
+                      artifact_dir=folder / "artifacts", finalists=0))  # tests of finalists ask
+    return with_settings(settings, **overrides)
+
+
+def with_settings(settings, **changes):
+    """`settings` with fields of its groups changed, by field name."""
+    from dataclasses import fields, replace
+
+    groups = {"data": settings.data, "study": settings.study, "workers": settings.workers,
+              "measures": settings.study.measures}
+    changed = {name: {} for name in groups}
+    for key, value in changes.items():
+        owner = [name for name, group in groups.items()
+                 if key in {f.name for f in fields(group)}]
+        assert len(owner) == 1, f"no single settings group has a field {key!r}"
+        changed[owner[0]][key] = value
+    study = replace(settings.study, **changed["study"])
+    study = replace(study, measures=replace(study.measures, **changed["measures"]))
+    return replace(settings, data=replace(settings.data, **changed["data"]), study=study,
+                   workers=replace(settings.workers, **changed["workers"]))
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +161,7 @@ def tiny_report(tiny_study, tmp_path_factory: pytest.TempPathFactory):
     from kws_search.report.pages import write_report
 
     settings, _ = tiny_study
-    return write_report(settings.study, settings.storage,
+    return write_report(settings.study.name, settings.study.storage,
                         tmp_path_factory.mktemp("report") / "out", png=False)
 
 

@@ -24,8 +24,8 @@ TIMEOUT = 10.0
 def served(tiny_study) -> Iterator[str]:
     """The dashboard for the tiny study on a free loopback port, in a thread; its base URL."""
     settings, _ = tiny_study
-    artifacts = dashboard.study_artifact_dir(settings.study, settings.storage)
-    server = dashboard.build_server(settings.storage, "127.0.0.1", 0, artifacts)
+    artifacts = dashboard.study_artifact_dir(settings.study.name, settings.study.storage)
+    server = dashboard.build_server(settings.study.storage, "127.0.0.1", 0, artifacts)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     thread.start()
@@ -49,15 +49,15 @@ def get_json(url: str) -> Any:
 
 def test_artifact_dir_is_the_recorded_one(tiny_study):
     settings, _ = tiny_study
-    found = dashboard.study_artifact_dir(settings.study, settings.storage)
-    assert found is not None and found.resolve() == settings.artifact_dir.resolve()
+    found = dashboard.study_artifact_dir(settings.study.name, settings.study.storage)
+    assert found is not None and found.resolve() == settings.study.artifact_dir.resolve()
 
 
 def test_dashboard_serves_study_metrics_constraints_and_attrs(tiny_study, served):
     settings, study = tiny_study
     assert get_json(f"{served}/api/meta")["artifact_is_available"]
     summaries = get_json(f"{served}/api/studies")["study_summaries"]
-    summary = next(s for s in summaries if s["study_name"] == settings.study)
+    summary = next(s for s in summaries if s["study_name"] == settings.study.name)
     assert summary["directions"] == ["minimize", "maximize", "maximize"]
 
     detail = get_json(f"{served}/api/studies/{summary['study_id']}")
@@ -100,7 +100,7 @@ def test_busy_port_is_a_clear_error(tiny_study):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match="choose another --port"):
-            dashboard.build_server(settings.storage, "127.0.0.1", port)
+            dashboard.build_server(settings.study.storage, "127.0.0.1", port)
 
 
 def test_cli_dashboard_missing_study_errors(tmp_path, capsys, monkeypatch):

@@ -157,9 +157,15 @@ def _available_memory() -> int:
 def run(args: argparse.Namespace) -> int:
     from kws_search.data.datasets import DataError
     from kws_search.search.samplers import make_sampler
+    from kws_search.search.settings import (
+        DataSettings,
+        Measures,
+        RunSettings,
+        StudySettings,
+        WorkerSettings,
+    )
     from kws_search.search.space import load_space
     from kws_search.search.storage import open_storage
-    from kws_search.search.study import RunSettings
     from kws_search.search.workers import run_search
 
     load_space(args.space)  # bad space, sampler or storage: fail before any slow work
@@ -185,17 +191,16 @@ def run(args: argparse.Namespace) -> int:
 
     # the teacher's features
     features = FeatureConfig.from_dict(read_checkpoint(teacher_file(args))["features"])
-    settings = RunSettings(data=args.data, keyword=args.keyword, teacher=teacher_file(args),
-                           study=args.study, storage=storage_url(args), space=args.space,
-                           sampler=args.sampler, seed=args.seed, trials=args.trials,
-                           jobs=jobs,
-                           timeout=args.timeout, cache_dir=args.cache,
-                           artifact_dir=args.artifact_dir, seed_hand_tuned=not args.no_hand_tuned,
-                           heartbeat_interval=args.heartbeat, grace_period=3 * args.heartbeat,
-                           threads=args.threads, cross_data=args.cross_data,
-                           allow_changes=args.allow_changes, features=features,
-                           speed=args.speed, runtime=args.runtime, margin=args.margin,
-                           finalists=args.finalists)
+    data = DataSettings(args.data, args.keyword, teacher_file(args), features=features,
+                        cache_dir=args.cache, cross_data=args.cross_data)
+    study = StudySettings(args.study, storage_url(args), space=args.space, sampler=args.sampler,
+                          seed=args.seed, trials=args.trials, finalists=args.finalists,
+                          measures=Measures(args.speed, args.runtime, args.margin),
+                          seed_hand_tuned=not args.no_hand_tuned,
+                          allow_changes=args.allow_changes, artifact_dir=args.artifact_dir)
+    workers = WorkerSettings(jobs, args.threads, args.timeout, heartbeat_interval=args.heartbeat,
+                             grace_period=3 * args.heartbeat)
+    settings = RunSettings(data, study, workers)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -28,10 +28,9 @@ from kws_search.measure import (
     frontend_macs,
     predict_deployed,
 )
-from kws_search.options import QUALITY_MARGIN
+from kws_search.search.settings import DataSettings, Measures, StudySettings
 from kws_search.search.space import FrontEnd, load_space
 from kws_search.search.storage import artifact_dir_for
-from kws_search.search.study import RunSettings
 from kws_search.teacher import CONVERGED, load_teacher
 from kws_search.train import TrainConfig
 
@@ -70,9 +69,7 @@ class SearchContext:
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
     artifact_dir: Path | None = None  # trial checkpoints go here (an Optuna artifact store)
     cross: CrossSet | None = None  # recorded only (`run --cross-data`)
-    speed: str = "macs"  # whole-pipeline MACs, "model-macs" (networks only) or "latency"
-    runtime: str = "onnxruntime"  # where "latency" measures (teacher_metrics["hop_us"] too)
-    margin: float = QUALITY_MARGIN  # the bar, as a multiple of the teacher's validation quality
+    measures: Measures = field(default_factory=Measures)  # the speed-up measure, the bar
     # students' own front ends (the space's `front_end`): their features, calibration clips
     # and cross-engine clips, by feature settings; the teacher's own are the fields above
     front_ends: dict[FeatureConfig, StudentFeatures] = field(default_factory=dict)
@@ -81,7 +78,7 @@ class SearchContext:
 
     @property
     def quality_bar(self) -> float:
-        return self.margin * self.teacher_metrics["val_quality"]
+        return self.measures.margin * self.teacher_metrics["val_quality"]
 
     def student_features(self, front_end: FrontEnd) -> StudentFeatures:
         """What a student with `front_end` trains, calibrates and is scored on."""
@@ -104,36 +101,35 @@ class StudentFeatures:
     cross: CrossSet | None
 
 
-def build_context(settings: RunSettings, progress: bool = True,
+def build_context(data: DataSettings, study: StudySettings, progress: bool = True,
                   teacher_hop_us: float | None = None) -> SearchContext:
     """Features, teacher, teacher outputs and calibration clips: once per worker; and the
     same for every front end of its own that the space lets a student choose."""
-    fronts = [c for c in load_space(settings.space).front_ends(settings.features)
-              if c != settings.features]
+    fronts = [c for c in load_space(study.space).front_ends(data.features)
+              if c != data.features]
     for config in fronts:
         problem = front_end_problem(config)
         if problem:  # the space was checked against the default hop; these are the run's
             raise ConfigError(f"front end n_fft {config.n_fft}, n_mels {config.n_mels}: "
                               f"{problem}")
-    features, *own = prepare_feature_sets(settings.data, settings.keyword,
-                                          [settings.features, *fronts], settings.cache_dir,
-                                          progress=progress)
-    teacher, metrics = load_teacher(settings.teacher, features)
+    features, *own = prepare_feature_sets(data.root, data.keyword, [data.features, *fronts],
+                                          data.cache_dir, progress=progress)
+    teacher, metrics = load_teacher(data.teacher, features)
     metrics = _with_quality_interval(metrics, teacher, features)
     metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
                    frontend_bytes=frontend_bytes(features.config))
-    if settings.speed == "latency":  # timed once per study: `teacher_hop_us` once it has it
+    measures = study.measures
+    if measures.speed == "latency":  # timed once per study: `teacher_hop_us` once it has it
         metrics["hop_us"] = teacher_hop_us or hop_latency_us(teacher, "none", features.config,
-                                                             settings.runtime)
-        logger.info("teacher: %.1f us per hop in %s", metrics["hop_us"], settings.runtime)
-    outputs = _cached_teacher_outputs(teacher, features, settings)
-    generator = torch.Generator().manual_seed(settings.seed)
+                                                             measures.runtime)
+        logger.info("teacher: %.1f us per hop in %s", metrics["hop_us"], measures.runtime)
+    outputs = _cached_teacher_outputs(teacher, features, data)
+    generator = torch.Generator().manual_seed(study.seed)
     pick = torch.randperm(features.train.shape[1], generator=generator)[:CALIBRATION_CLIPS]
-    artifacts = _ensure_dir(settings.artifact_dir
-                            or artifact_dir_for(settings.storage, settings.study))
+    artifacts = _ensure_dir(study.artifact_dir or artifact_dir_for(study.storage, study.name))
     cross, crosses = None, {}
-    if settings.cross_data is not None:
-        cross = _cross_set(settings, teacher, metrics.get("threshold", 0.5))
+    if data.cross_data is not None:
+        cross = _cross_set(data, teacher, metrics.get("threshold", 0.5))
         for config in fronts:
             crosses[config] = replace(cross, features=eval_features(cross.eval_set, config))
     students = {}
@@ -141,9 +137,8 @@ def build_context(settings: RunSettings, progress: bool = True,
         students[config] = StudentFeatures(student, student.train[0, pick].float(),
                                            crosses.get(config))
     return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
-                         cross, speed=settings.speed, runtime=settings.runtime,
-                         margin=settings.margin, front_ends=students,
-                         final_train=teacher_recipe(settings.teacher))
+                         cross, measures=measures, front_ends=students,
+                         final_train=teacher_recipe(data.teacher))
 
 
 def teacher_recipe(path: Path) -> TrainConfig:
@@ -165,10 +160,10 @@ def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
     lo, hi = bootstrap_interval(predict_deployed(teacher, features.validation), labels)
     return {**metrics, "val_quality_lo": lo, "val_quality_hi": hi}
 
-def _cross_set(settings: RunSettings, teacher: torch.nn.Module, threshold: float) -> CrossSet:
+def _cross_set(data: DataSettings, teacher: torch.nn.Module, threshold: float) -> CrossSet:
     """The cross-engine clips, their features, and the teacher's numbers on them."""
-    eval_set = load_eval_set(settings.cross_data, settings.keyword, settings.features)
-    cross = CrossSet(eval_set, eval_features(eval_set, settings.features), {})
+    eval_set = load_eval_set(data.cross_data, data.keyword, data.features)
+    cross = CrossSet(eval_set, eval_features(eval_set, data.features), {})
     cross = replace(cross, teacher=cross_summary(teacher, cross, threshold))
     logger.info("cross-engine set %s: %d clips, teacher quality %.3e", eval_set.describe(),
                 len(eval_set.paths), cross.teacher["quality"])
@@ -179,10 +174,10 @@ def _ensure_dir(path: Path) -> Path:
     return path
 
 def _cached_teacher_outputs(teacher: torch.nn.Module, features: Any,
-                            settings: RunSettings) -> TeacherOutputs:
+                            data: DataSettings) -> TeacherOutputs:
     """Teacher outputs over the cached train copies, saved beside the feature cache."""
-    stamp = int(settings.teacher.stat().st_mtime_ns)
-    path = settings.cache_dir / f"teacher-outputs-{features.fingerprint[:12]}-{stamp}.pt"
+    stamp = int(Path(data.teacher).stat().st_mtime_ns)
+    path = Path(data.cache_dir) / f"teacher-outputs-{features.fingerprint[:12]}-{stamp}.pt"
     if path.is_file():
         try:
             state = torch.load(path, weights_only=True)

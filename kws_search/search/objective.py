@@ -86,12 +86,13 @@ def make_objective(context: SearchContext, space: SearchSpace,
         # so students stopped at a rung are compared (and reported) with them
         float_twin = CRNN(config.model)
         size = architecture_size(float_twin, config.quant, features.config, teacher)
-        if context.speed == "model-macs":  # the seeds' measure: the networks alone
+        speed = context.measures.speed
+        if speed == "model-macs":  # the seeds' measure: the networks alone
             size["speedup"] = size["model_speedup"]
-        if context.speed == "latency":  # measured on the untrained model: weights do not count
+        if speed == "latency":  # measured on the untrained model: weights do not count
             probe = _calibrated_probe(config.model, config.quant, own.calibration)
             size["hop_us"] = hop_latency_us(probe, config.quant, features.config,
-                                            context.runtime)
+                                            context.measures.runtime)
             size["speedup"] = teacher["hop_us"] / size["hop_us"]
         for key, value in size.items():
             trial.set_user_attr(key, value)

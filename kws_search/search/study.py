@@ -23,11 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.checkpoint import read_checkpoint
 from kws_search.data.datasets import folder_fingerprint
-from kws_search.data.front_end import FeatureConfig
 from kws_search.options import (
-    FINALISTS,
-    GRACE_PERIOD,
-    HEARTBEAT_INTERVAL,
     QUALITY_MARGIN,
     RUNTIMES,
     SPEEDS,
@@ -37,6 +33,7 @@ from kws_search.search.answer import front_pool, pareto_front, pick_finalists
 from kws_search.search.attrs import DIRECTIONS, FAIL_REASON, OBJECTIVES
 from kws_search.search.fidelity import FINAL_OF, finished, is_final
 from kws_search.search.samplers import make_sampler
+from kws_search.search.settings import DataSettings, Measures, StudySettings, WorkerSettings
 from kws_search.search.space import SearchSpace
 from kws_search.search.storage import StudyError, masked_url, open_storage
 
@@ -68,48 +65,22 @@ HAND_TUNED: tuple[dict[str, Any], ...] = (
      "n_mels": 40},
 )
 
-if TYPE_CHECKING:  # the context module builds on this one (RunSettings)
+if TYPE_CHECKING:  # the context module builds on this one
     from kws_search.search.context import SearchContext
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """Where the data, teacher and study live, and how the search runs."""
-
-    data: Path
-    keyword: str
-    teacher: Path
-    study: str
-    storage: str
-    space: str = "default"
-    sampler: str = "gp"
-    seed: int = 0
-    trials: int = 200
-    jobs: int = 1
-    timeout: float | None = None
-    cache_dir: Path = Path(".cache")
-    artifact_dir: Path | None = None
-    seed_hand_tuned: bool = True
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    heartbeat_interval: int = HEARTBEAT_INTERVAL
-    grace_period: int = GRACE_PERIOD
-    threads: int = 1  # torch threads per worker: small students train fastest on one
-    cross_data: Path | None = None  # clips of another synthesizer, scored for the record only
-    allow_changes: bool = False  # resume a study with other data, teacher, features or space
-    speed: str = "macs"  # the speed-up objective: "macs" (counted) or "latency" (measured)
-    runtime: str = "onnxruntime"  # where "latency" is measured
-    margin: float = QUALITY_MARGIN  # feasible: validation quality <= margin x the teacher's
-    finalists: int = FINALISTS  # students of the search's front trained again as the teacher was
-
-def open_study(settings: RunSettings, heartbeat: bool = True) -> optuna.Study:
-    """Create or load the study (same name, same storage = resume)."""
+def open_study(settings: StudySettings, workers: WorkerSettings | None = None,
+               heartbeat: bool = True) -> optuna.Study:
+    """Create or load the study (same name, same storage = resume); `workers` sets the
+    heartbeat that marks a killed worker's trial failed."""
+    workers = workers or WorkerSettings()
     sampler = make_sampler(settings.sampler, settings.seed)
-    storage = open_storage(settings.storage, heartbeat, settings.heartbeat_interval,
-                           settings.grace_period)
-    study = optuna.create_study(storage=storage, study_name=settings.study, sampler=sampler,
+    storage = open_storage(settings.storage, heartbeat, workers.heartbeat_interval,
+                           workers.grace_period)
+    study = optuna.create_study(storage=storage, study_name=settings.name, sampler=sampler,
                                 directions=list(DIRECTIONS), load_if_exists=True)
     if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
-        raise StudyError(f"study {settings.study!r} in {masked_url(settings.storage)} is not a "
+        raise StudyError(f"study {settings.name!r} in {masked_url(settings.storage)} is not a "
                          "kws-search study (other objectives); choose another --study name")
     if study.metric_names != list(OBJECTIVES):
         with warnings.catch_warnings():
@@ -125,19 +96,19 @@ IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyw
 # studies made before the front end was counted hold speed-ups of the networks alone
 LEGACY_SPEED = speed_objective("model-macs", "")
 
-def study_identity(settings: RunSettings, space: SearchSpace) -> dict[str, Any]:
+def study_identity(data: DataSettings, measures: Measures, space: SearchSpace,
+                   ) -> dict[str, Any]:
     """The study's identity from the settings, read cheaply (the teacher file names the data
     it was trained on; `load_teacher` later checks the data folder against it)."""
-    state = read_checkpoint(settings.teacher)
-    digest = hashlib.sha256(Path(settings.teacher).read_bytes()).hexdigest()
+    state = read_checkpoint(data.teacher)
+    digest = hashlib.sha256(Path(data.teacher).read_bytes()).hexdigest()
     identity = {"dataset_fingerprint": state.get("dataset_fingerprint"),
-                "teacher_sha256": digest, "keyword": settings.keyword,
-                "features": settings.features.to_dict(), "space_params": space.identity(),
-                "speed": speed_objective(settings.speed, settings.runtime),
-                "quality_margin": settings.margin}
-    if settings.cross_data is not None:  # the clips the trials' cross numbers are measured on
-        identity["cross_fingerprint"] = folder_fingerprint(Path(settings.cross_data),
-                                                           settings.keyword)
+                "teacher_sha256": digest, "keyword": data.keyword,
+                "features": data.features.to_dict(), "space_params": space.identity(),
+                "speed": speed_objective(measures.speed, measures.runtime),
+                "quality_margin": measures.margin}
+    if data.cross_data is not None:  # the clips the trials' cross numbers are measured on
+        identity["cross_fingerprint"] = folder_fingerprint(Path(data.cross_data), data.keyword)
     return json.loads(json.dumps(identity))  # as stored: tuples become lists
 
 def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes: bool) -> None:
@@ -186,19 +157,19 @@ def stored_teacher_hop_us(study: optuna.Study) -> float | None:
     return (study.user_attrs.get("teacher") or {}).get("hop_us")
 
 
-def record_study_info(study: optuna.Study, settings: RunSettings, context: SearchContext,
+def record_study_info(study: optuna.Study, data: DataSettings, context: SearchContext,
                       space: SearchSpace) -> None:
     """Teacher numbers, the bar and the setup, as study user attributes (for report, export)."""
     info = {
         "teacher": {k: v for k, v in context.teacher_metrics.items()
                     if isinstance(v, (int, float, str))},
         "quality_bar": context.quality_bar,
-        "keyword": settings.keyword,
-        "data": str(Path(settings.data).resolve()),
+        "keyword": data.keyword,
+        "data": str(Path(data.root).resolve()),
         "dataset_fingerprint": context.features.fingerprint,
-        "teacher_path": str(Path(settings.teacher).resolve()),
+        "teacher_path": str(Path(data.teacher).resolve()),
         "space": space.text,
-        "features": settings.features.to_dict(),
+        "features": data.features.to_dict(),
         "artifact_dir": str(context.artifact_dir.resolve()) if context.artifact_dir else "",
     }
     if context.cross is not None:  # recorded only; absent without --cross-data

@@ -31,6 +31,7 @@ from kws_search.search.fidelity import FINAL_OF, finished, is_final
 from kws_search.search.interrupts import CtrlC, raise_interrupt, stop_workers
 from kws_search.search.objective import make_objective
 from kws_search.search.samplers import TrialSeededSampler
+from kws_search.search.settings import RunSettings, StudySettings
 from kws_search.search.space import load_space
 from kws_search.search.storage import (
     INTERRUPTED,
@@ -45,7 +46,6 @@ from kws_search.search.storage import (
 )
 from kws_search.search.study import (
     Progress,
-    RunSettings,
     check_identity,
     open_study,
     progress_of,
@@ -103,7 +103,7 @@ def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
 def run_worker(settings: RunSettings, threads: int, progress: bool = False,
                on_trial: Callable[[], None] | None = None,
                context: SearchContext | None = None, final: bool = False) -> None:
-    """One worker: take trials until the study holds `settings.trials` finished search
+    """One worker: take trials until the study holds `settings.study.trials` finished search
     trials, or (`final`) until no queued finalist is left.
 
     While the missing trials are all RUNNING elsewhere, wait rather than stop: one of them may
@@ -112,13 +112,13 @@ def run_worker(settings: RunSettings, threads: int, progress: bool = False,
     """
     torch.set_num_threads(threads)
     _import_lazy_torch()
-    space = load_space(settings.space)
-    study = open_study(settings)
-    context = context or build_context(settings, progress=progress,
+    space = load_space(settings.study.space)
+    study = open_study(settings.study, settings.workers)
+    context = context or build_context(settings.data, settings.study, progress=progress,
                                        teacher_hop_us=stored_teacher_hop_us(study))
     with CtrlC() as ctrl_c:
         objective = with_fail_reason(make_objective(context, space, ctrl_c.check),
-                                      settings.trials, ctrl_c)
+                                      settings.study.trials, ctrl_c)
         take_trials(settings, study, objective, on_trial, ctrl_c, final)
 
 
@@ -126,7 +126,8 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
                  on_trial: Callable[[], None] | None, ctrl_c: CtrlC,
                  final: bool = False) -> None:
     """The worker loop of `run_worker`."""
-    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    workers = settings.workers
+    deadline = None if workers.timeout is None else time.monotonic() + workers.timeout
     done: list[FrozenTrial] = []  # this worker's trials, as Optuna told them
     consecutive_failures = 0
     told_waiting = False
@@ -139,7 +140,7 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
         running = sum(t.state == TrialState.RUNNING for t in trials)
         # the search stops at --trials; the final stage when its queue is empty
         target = (complete + running + sum(t.state == TrialState.WAITING for t in trials)
-                  if final else settings.trials)
+                  if final else settings.study.trials)
         if complete >= target:
             break
         if complete + running >= target:
@@ -147,9 +148,9 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
                 logger.log(logging.INFO if done else logging.WARNING,
                            "waiting for %d running trial(s) to finish the study; a trial of a "
                            "killed worker is retried after %d s without heartbeat",
-                           running, settings.grace_period)
+                           running, workers.grace_period)
                 told_waiting = True
-            time.sleep(min(MAX_WAIT_POLL, settings.heartbeat_interval))
+            time.sleep(min(MAX_WAIT_POLL, workers.heartbeat_interval))
             continue
         told_waiting = False
         try:
@@ -158,10 +159,10 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
                                callbacks=[lambda _study, trial: done.append(trial)])
         except KeyboardInterrupt:
-            fail_if_left_running(settings, study)
+            fail_if_left_running(settings.study, study)
             raise
         except sqlalchemy.exc.SQLAlchemyError as exc:  # the database itself failed
-            raise StudyError(f"the study storage {masked_url(settings.storage)} failed: "
+            raise StudyError(f"the study storage {masked_url(settings.study.storage)} failed: "
                              f"{storage_text(exc)}; fix it (disk space, server), then re-run "
                              "the same command to resume") from None
         if done and done[-1].state == TrialState.PRUNED and SURPLUS in done[-1].user_attrs:
@@ -172,7 +173,7 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
             on_trial()
         if failed and done[-1].user_attrs.get(FAIL_REASON, "").startswith(STORAGE_FAILURE):
             raise StudyError(f"trial {done[-1].number} could not be saved: "
-                             f"{done[-1].user_attrs['fail_reason']}; free space or fix the "
+                             f"{done[-1].user_attrs[FAIL_REASON]}; free space or fix the "
                              "folder, then re-run the same command (the trial is retried)")
         if consecutive_failures >= 20:
             reason = done[-1].user_attrs.get(FAIL_REASON, "unknown")
@@ -181,7 +182,7 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
     ctrl_c.check()  # a Ctrl-C lost in the last trial still stops the command (exit 130)
 
 
-def fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
+def fail_if_left_running(settings: StudySettings, study: optuna.Study) -> None:
     """Ctrl-C can land while Optuna creates a trial, before the objective runs (which marks
     its trial failed itself): fail that trial too, so an interrupted worker leaves nothing
     RUNNING for other workers to wait on."""
@@ -190,7 +191,7 @@ def fail_if_left_running(settings: RunSettings, study: optuna.Study) -> None:
     if number is None:
         return
     storage = open_storage(settings.storage, heartbeat=False)
-    study_id = storage.get_study_id_from_name(settings.study)
+    study_id = storage.get_study_id_from_name(settings.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     if storage.get_trial(trial_id).state == TrialState.RUNNING:
         storage.set_trial_user_attr(trial_id, FAIL_REASON, INTERRUPTED)
@@ -219,45 +220,47 @@ def _worker_entry(settings: RunSettings, threads: int, final: bool = False) -> N
 
 def run_search(settings: RunSettings, progress: bool = True,
                on_update: Callable[[Progress], None] | None = None) -> optuna.Study:
-    """Prepare once, then run `settings.jobs` workers (in this process when jobs == 1)."""
-    space = load_space(settings.space)
-    study = open_study(settings)
-    check_identity(study, study_identity(settings, space), settings.allow_changes)
-    check_writable(settings.artifact_dir or artifact_dir_for(settings.storage, settings.study))
-    context = build_context(settings, progress=progress,
+    """Prepare once, then run `settings.workers.jobs` workers (in this process when jobs is
+    1)."""
+    data, config = settings.data, settings.study
+    space = load_space(config.space)
+    study = open_study(config, settings.workers)
+    check_identity(study, study_identity(data, config.measures, space), config.allow_changes)
+    check_writable(config.artifact_dir or artifact_dir_for(config.storage, config.name))
+    context = build_context(data, config, progress=progress,
                             teacher_hop_us=stored_teacher_hop_us(study))
-    record_study_info(study, settings, context, space)
-    if settings.seed_hand_tuned:
+    record_study_info(study, data, context, space)
+    if config.seed_hand_tuned:
         queued = seed_hand_tuned(study, space)
         if queued:
             logger.info("queued %d hand-tuned students from the seeds", queued)
-    retried = retry_interrupted(study, settings.trials)
+    retried = retry_interrupted(study, config.trials)
     if retried:
         logger.warning("retrying %d student(s) interrupted last time (Ctrl-C or storage)",
                        retried)
     _run_workers(settings, study, context, on_update)
     search = [t for t in study.get_trials(deepcopy=False) if not is_final(t)]
-    if sum(finished(t) for t in search) < settings.trials:  # stopped by --timeout
+    if sum(finished(t) for t in search) < config.trials:  # stopped by --timeout
         return study
-    queued = queue_finalists(study, settings.finalists)
+    queued = queue_finalists(study, config.finalists)
     if queued:
         logger.info("training %d finalists the way the teacher was trained", queued)
     waiting = [t for t in study.get_trials(deepcopy=False)
                if is_final(t) and t.state == TrialState.WAITING]
     if waiting:
         _run_workers(settings, study, context, on_update, final=True,
-                     jobs=min(settings.jobs, len(waiting)))
+                     jobs=min(settings.workers.jobs, len(waiting)))
     return study
 
 
 def _run_workers(settings: RunSettings, study: optuna.Study, context: SearchContext,
                  on_update: Callable[[Progress], None] | None, final: bool = False,
                  jobs: int | None = None) -> None:
-    """`jobs` (default: settings.jobs) workers on the search or (`final`) the finalists, in
-    this process when there is one."""
-    jobs = jobs or settings.jobs
+    """`jobs` (default: settings.workers.jobs) workers on the search or (`final`) the
+    finalists, in this process when there is one."""
+    jobs = jobs or settings.workers.jobs
     cores = os.cpu_count() or 1
-    threads = settings.threads or max(1, cores // jobs)  # 0: share the cores out
+    threads = settings.workers.threads or max(1, cores // jobs)  # 0: share the cores out
     if jobs <= 1:
         def tick() -> None:
             if on_update:

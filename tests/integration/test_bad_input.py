@@ -140,7 +140,7 @@ def kept(tiny_study, tmp_path):
     """A copy of the finished tiny study; returns (storage URL, snapshot of its trials)."""
     settings, _ = tiny_study
     db = tmp_path / "kept.db"
-    shutil.copy(settings.storage[len("sqlite:///"):], db)
+    shutil.copy(settings.study.storage[len("sqlite:///"):], db)
     url = f"sqlite:///{db}"
     return url, snapshot(url)
 

@@ -74,13 +74,14 @@ def postgres_url() -> str:
 
 
 def check_study(study: optuna.Study, settings, queued: list[dict]) -> None:
-    """Exactly `settings.trials` complete, unique numbers, queued ones once, attrs, artifacts."""
+    """Exactly `settings.study.trials` complete, unique numbers, queued ones once, attrs,
+    artifacts."""
     trials = study.get_trials()
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials))), numbers
     states = [t.state for t in trials]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == settings.trials, states
+    assert len(complete) == settings.study.trials, states
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert not [t for t in trials if t.state == TrialState.FAIL], \
         [t.user_attrs.get("fail_reason") for t in trials]
@@ -92,7 +93,7 @@ def check_study(study: optuna.Study, settings, queued: list[dict]) -> None:
         assert runs[0].params == params
     for t in complete:
         assert set(MEASURES) <= set(t.user_attrs)
-        assert (settings.artifact_dir / t.user_attrs["checkpoint_artifact"]).is_file()
+        assert (settings.study.artifact_dir / t.user_attrs["checkpoint_artifact"]).is_file()
     sampled = [tuple(sorted(t.params.items())) for t in complete
                if "fixed_params" not in t.system_attrs]
     assert len(sampled) == len(set(sampled)), "two workers trained the same student"
@@ -109,10 +110,10 @@ def test_two_machines_share_a_postgresql_study(postgres_url, tiny_data, tiny_tea
                                                tiny_settings):
     url = postgres_url
     name = f"kws-test-{uuid.uuid4().hex[:8]}"
-    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, storage=url, study=name,
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, storage=url, name=name,
                              trials=7, threads=1)
-    build_context(settings, progress=False)  # the feature and teacher caches, made once
-    study = open_study(settings)
+    build_context(settings.data, settings.study, progress=False)  # the caches, made once
+    study = open_study(settings.study)
     for params in QUEUED:
         study.enqueue_trial(params)
     ctx = mp.get_context("spawn")

@@ -192,12 +192,11 @@ def test_failing_trials_are_recorded_and_summarised_once_per_kind(cli_inputs, tm
 def test_a_trial_interrupted_before_its_objective_is_not_left_running(tmp_path):
     """Ctrl-C inside Optuna's trial creation (after the sampler saw the trial, before the
     objective ran) must not leave a RUNNING trial that other workers would wait on."""
-    from kws_search.search.study import RunSettings, open_study
+    from kws_search.search.settings import StudySettings
+    from kws_search.search.study import open_study
     from kws_search.search.workers import fail_if_left_running
 
-    settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path / "t.pt",
-                           study="faults", storage=f"sqlite:///{tmp_path / 'faults.db'}",
-                           sampler="random")
+    settings = StudySettings("faults", f"sqlite:///{tmp_path / 'faults.db'}", sampler="random")
     study = open_study(settings, heartbeat=False)
     done = study.ask()
     study.tell(done, [1.0, 1.0, 1.0])

@@ -31,7 +31,7 @@ def test_recorded_validation_quality_is_the_exported_files(tiny_data, tiny_teach
     space.write_text(SPACE)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=2)
     study = run_search(settings, progress=False)
-    features = load_features_file(next(settings.cache_dir.glob("features-*.pt")))
+    features = load_features_file(next(settings.data.cache_dir.glob("features-*.pt")))
     frames = features.validation.float()  # the clips the trial was scored on
     labels = features.validation_labels.numpy()
     trials = study.get_trials(states=(TrialState.COMPLETE,))

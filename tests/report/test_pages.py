@@ -62,11 +62,11 @@ def test_the_bar_is_shown_with_the_margin_the_study_was_run_with(tiny_study, tin
     assert bar in (tiny_report.folder / "index.html").read_text(encoding="utf-8")
     assert bar in (tiny_report.folder / "front.md").read_text(encoding="utf-8")
     storage = f"sqlite:///{tmp_path / 'loose.db'}"
-    optuna.copy_study(from_study_name=settings.study, from_storage=settings.storage,
+    optuna.copy_study(from_study_name=settings.study.name, from_storage=settings.study.storage,
                       to_storage=storage)
-    optuna.load_study(study_name=settings.study, storage=storage).set_user_attr(
+    optuna.load_study(study_name=settings.study.name, storage=storage).set_user_attr(
         "quality_margin", 2.0)
-    report = write_report(settings.study, storage, tmp_path / "loose", png=False)
+    report = write_report(settings.study.name, storage, tmp_path / "loose", png=False)
     assert report.info.margin == 2.0
     assert "bar (2x validation)" in (report.folder / "index.html").read_text(encoding="utf-8")
 
@@ -95,14 +95,14 @@ def test_front_shows_the_validation_interval_and_no_cross_columns(tiny_study, ti
 def test_failed_and_running_trials_still_report(tiny_study, tmp_path):
     settings, _ = tiny_study
     db = tmp_path / "copy.db"
-    shutil.copy(Path(settings.storage[len("sqlite:///"):]), db)
+    shutil.copy(Path(settings.study.storage[len("sqlite:///"):]), db)
     storage = f"sqlite:///{db}"
-    study = optuna.load_study(study_name=settings.study, storage=storage)
+    study = optuna.load_study(study_name=settings.study.name, storage=storage)
     failed = study.ask()
     failed.set_user_attr("fail_reason", "NonFiniteLoss: loss is nan at step 3")
     study.tell(failed, state=TrialState.FAIL)
     study.ask()  # left running, as a live worker would
-    report = write_report(settings.study, storage, tmp_path / "out", png=False)
+    report = write_report(settings.study.name, storage, tmp_path / "out", png=False)
     states = dict(zip(report.trials["number"], report.trials["state"], strict=True))
     assert states[failed.number] == "FAIL" and "RUNNING" in states.values()
     assert report.progress.failed == 1 and report.progress.running == 1
@@ -114,7 +114,7 @@ def test_cli_report_prints_folder_and_summary(tiny_study, tmp_path, capsys,
                                               with_report_command):
     settings, _ = tiny_study
     out = tmp_path / "rep"
-    code = cli.main(["report", "--study", settings.study, "--storage", settings.storage,
+    code = cli.main(["report", "--study", settings.study.name, "--storage", settings.study.storage,
                      "--out", str(out), "--no-png"])
     printed = capsys.readouterr().out
     assert code == 0 and (out / "index.html").is_file()

@@ -42,7 +42,8 @@ def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_st
         assert (trial.params, trial.values) == (same.params, same.values)
         assert trial.system_attrs["constraints"] == same.system_attrs["constraints"]
 
-    report = write_report(settings.study, settings.storage, tmp_path / "report", png=False)
+    report = write_report(settings.study.name, settings.study.storage, tmp_path / "report",
+                          png=False)
     assert {"cross_quality", "cross_detected"} <= set(report.front.columns)
     assert {"cross_quality", "cross_quality_norm", "cross_detected", "cross_fa"} <= set(
         report.trials.columns)
@@ -94,11 +95,11 @@ def test_a_latency_study_times_its_teacher_once(tiny_data, tiny_teacher, tiny_se
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, speed="latency",
                              runtime="torchscript")
-    fresh = build_context(settings, progress=False)
+    fresh = build_context(settings.data, settings.study, progress=False)
     assert fresh.teacher_metrics["hop_us"] > 0  # a new study times the teacher
     study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
     assert stored_teacher_hop_us(study) is None
     study.set_user_attr("teacher", {"hop_us": 123.0, "val_quality": 0.1})
-    joined = build_context(settings, progress=False,
+    joined = build_context(settings.data, settings.study, progress=False,
                            teacher_hop_us=stored_teacher_hop_us(study))
     assert joined.teacher_metrics["hop_us"] == 123.0

@@ -73,7 +73,8 @@ def test_stopped_students_are_pruned_with_their_numbers_and_count_as_trials(
     progress = progress_of(study)
     assert (progress.complete, progress.pruned, progress.failed) == (len(complete),
                                                                      len(pruned), 0)
-    report = write_report(settings.study, settings.storage, tmp_path / "report", png=False)
+    report = write_report(settings.study.name, settings.study.storage, tmp_path / "report",
+                          png=False)
     rows = report.trials[report.trials["state"] == "PRUNED"]
     assert len(rows) == len(pruned) and rows["speedup"].notna().all()
     assert rows["quality"].isna().all()  # no final quality: never on a front

@@ -21,6 +21,7 @@ from kws_search.search import objective as objective_module
 from kws_search.search.attrs import DIRECTIONS, feasible
 from kws_search.search.context import SearchContext
 from kws_search.search.objective import make_objective
+from kws_search.search.settings import Measures
 from kws_search.search.space import parse_space
 from kws_search.train import NonFiniteLoss
 
@@ -43,9 +44,11 @@ def outputs(tiny_features):
                            tiny_features.train)
 
 
-def context_for(features, outputs, val_quality: float, **options) -> SearchContext:
+def context_for(features, outputs, val_quality: float, **measures) -> SearchContext:
+    """A context with the teacher's numbers above; `measures` name fields of `Measures`."""
     return SearchContext(features, outputs, {**TEACHER, "val_quality": val_quality},
-                         calibration=features.train[0, :16].float(), **options)
+                         calibration=features.train[0, :16].float(),
+                         measures=Measures(**measures))
 
 
 def run_one(context: SearchContext, **optimize) -> optuna.trial.FrozenTrial:

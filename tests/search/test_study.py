@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from kws_search.checkpoint import load_model
 from kws_search.search.attrs import OBJECTIVES, feasible
+from kws_search.search.settings import Measures
 from kws_search.search.study import feasible_front
 from kws_search.search.workers import run_search
 
@@ -40,7 +41,7 @@ def test_study_records_objectives_constraint_attributes(tiny_study):
 def test_trial_checkpoint_artifact_rebuilds_the_student(tiny_study, tmp_path):
     settings, study = tiny_study
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
-    store = FileSystemArtifactStore(str(settings.artifact_dir))
+    store = FileSystemArtifactStore(str(settings.study.artifact_dir))
     path = tmp_path / "student.pt"
     download_artifact(artifact_store=store, file_path=str(path),
                       artifact_id=trial.user_attrs["checkpoint_artifact"])
@@ -78,7 +79,7 @@ def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data,
     from kws_search.search.study import check_identity, study_identity
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path)
-    identity = study_identity(settings, load_space("tiny"))
+    identity = study_identity(settings.data, settings.study.measures, load_space("tiny"))
     assert identity["speed"] == "macs, front end included"
     study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
     for key, value in identity.items():
@@ -88,9 +89,9 @@ def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data,
     with pytest.raises(StudyError, match="different speed objective.*--speed model-macs"):
         check_identity(study, identity, allow_changes=False)
     # with the speed-up it was made with, it resumes
-    check_identity(study, study_identity(replace(settings, speed="model-macs"),
+    check_identity(study, study_identity(settings.data, Measures(speed="model-macs"),
                                          load_space("tiny")), allow_changes=False)
-    latency = study_identity(replace(settings, speed="latency"), load_space("tiny"))
+    latency = study_identity(settings.data, Measures(speed="latency"), load_space("tiny"))
     assert latency["speed"] == "per-hop latency in onnxruntime (ONNX graph 2), front end included"
 
 
@@ -102,8 +103,8 @@ def test_a_latency_study_timed_on_an_older_onnx_graph_is_not_resumed(tiny_data, 
     from kws_search.search.storage import StudyError
     from kws_search.search.study import check_identity, study_identity
 
-    settings = replace(tiny_settings(tiny_data, tiny_teacher, tmp_path), speed="latency")
-    identity = study_identity(settings, load_space("tiny"))
+    settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, speed="latency")
+    identity = study_identity(settings.data, settings.study.measures, load_space("tiny"))
     study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
     for key, value in identity.items():
         study.set_user_attr(key, value)
@@ -131,17 +132,20 @@ def test_a_study_scored_on_a_remade_cross_folder_is_not_resumed(tiny_data, tiny_
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, cross_data=cross)
     space = load_space("tiny")
     study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
-    check_identity(study, study_identity(settings, space), allow_changes=False)
+    identity = study_identity(settings.data, settings.study.measures, space)
+    check_identity(study, identity, allow_changes=False)
     study.add_trial(optuna.trial.create_trial(values=[0.1, 2.0, 2.0]))
-    check_identity(study, study_identity(settings, space), allow_changes=False)  # same clips
+    again = study_identity(settings.data, settings.study.measures, space)  # read again
+    check_identity(study, again, allow_changes=False)  # same clips
 
     shutil.rmtree(cross)
     make_dataset(cross, speakers=3, seed=10)
-    remade = study_identity(settings, space)
+    remade = study_identity(settings.data, settings.study.measures, space)
     with pytest.raises(StudyError, match="different cross-engine folder.*--no-cross-data"):
         check_identity(study, remade, allow_changes=False)
     # scoring nothing more mixes nothing: it resumes
-    check_identity(study, study_identity(replace(settings, cross_data=None), space),
+    check_identity(study, study_identity(replace(settings.data, cross_data=None),
+                                         settings.study.measures, space),
                    allow_changes=False)
     check_identity(study, remade, allow_changes=True)  # on purpose: recorded
     assert study.user_attrs["changes"][0]["changed"] == ["cross-engine folder"]

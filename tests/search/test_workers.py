@@ -13,7 +13,7 @@ from kws_search.search.workers import run_search
 def test_rerun_resumes_to_requested_total(tiny_data, tiny_teacher, tiny_settings, tmp_path):
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=2)
     run_search(settings, progress=False)
-    first = [t.number for t in open_study(settings).get_trials()]
+    first = [t.number for t in open_study(settings.study).get_trials()]
     study = run_search(tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=4),
                        progress=False)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
@@ -56,7 +56,7 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
     from kws_search.search.attrs import DIRECTIONS
     from kws_search.search.interrupts import CtrlC
     from kws_search.search.samplers import make_sampler
-    from kws_search.search.study import RunSettings
+    from kws_search.search.settings import DataSettings, RunSettings, StudySettings
 
     class InterruptedWhileCreating(optuna.storages.InMemoryStorage):
         def create_new_trial(self, study_id, template_trial=None):
@@ -66,8 +66,8 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
 
     storage = InterruptedWhileCreating()
     monkeypatch.setattr(workers, "open_storage", lambda url, heartbeat: storage)
-    settings = RunSettings(data=tmp_path, keyword="sheila", teacher=tmp_path, study="s",
-                           storage="memory", trials=1)
+    settings = RunSettings(DataSettings(tmp_path, "sheila", tmp_path),
+                           StudySettings("s", "memory", trials=1))
     study = optuna.create_study(storage=storage, study_name="s", directions=list(DIRECTIONS),
                                 sampler=make_sampler("random", 0))
     trained = []
