@@ -162,6 +162,11 @@ def frontend_macs(config: CRNNConfig, features: FeatureConfig) -> int:
     return read * frontend_frame_macs(features)
 
 
+def macs_per_second(macs: float, features: FeatureConfig) -> float:
+    """Multiply-adds per second of audio, of `macs` per clip."""
+    return macs * features.sample_rate / features.clip_samples
+
+
 def frontend_bytes(features: FeatureConfig) -> int:
     """Bytes the front end stores: its window and dense mel matrix, float32 (the FFT needs no
     table; the ONNX export computes its DFT basis when the session loads)."""

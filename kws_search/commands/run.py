@@ -67,6 +67,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="the quality bar: a student is feasible when its validation quality "
                              "is at most MARGIN x the teacher's (default: %(default)s; part of "
                              "the study, so another value needs a new --study)")
+    budgets = parser.add_argument_group(
+        "budgets", "a device's limits (also a `budgets:` section of the space; these take its "
+        "place): a student over one is never trained, and run refuses at once when no student "
+        "of the space fits. Part of the study, so other budgets need a new --study")
+    budgets.add_argument("--max-bytes", metavar="SIZE",
+                         help="stored weights, e.g. 16KB (1 KB = 1024 bytes; the front end's "
+                              "tables do not count)")
+    budgets.add_argument("--max-ram", metavar="SIZE",
+                         help="peak RAM of a streaming step, e.g. 48KB (state, audio block and "
+                              "live activations; docs/measures.md)")
+    budgets.add_argument("--max-macs", metavar="COUNT",
+                         help="multiply-adds per second of audio, front end included, e.g. 2M")
+    budgets.add_argument("--max-latency", metavar="TIME",
+                         help="time per 10 ms hop in --runtime, e.g. 50us (timed before each "
+                              "student trains)")
     parser.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
                         help="where --speed latency measures (default: %(default)s; needs the "
                              "onnx extra)")
@@ -127,6 +142,17 @@ def _ensure_inputs(args: argparse.Namespace) -> None:
     print(f"teacher: validation {metrics['val_quality']:.3e}, test {metrics['test_quality']:.3e}")
 
 
+def _budgets(args: argparse.Namespace):
+    """The budgets given as options (units checked here, before any work)."""
+    from kws_search.search.budgets import LIMITS, Budgets, parse_amount
+
+    given = {name: getattr(args, option[2:].replace("-", "_"))
+             for name, (_, option, _) in LIMITS.items()}
+    return Budgets(**{name: None if text is None else
+                      parse_amount(text, LIMITS[name][2], LIMITS[name][1])
+                      for name, text in given.items()})
+
+
 WORKER_MEMORY = 1 << 30  # bytes a worker needs beside the shared feature cache, rounded up
 
 
@@ -168,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     from kws_search.search.storage import open_storage
     from kws_search.search.workers import run_search
 
-    load_space(args.space)  # bad space, sampler or storage: fail before any slow work
+    space = load_space(args.space)  # bad space, sampler or storage: fail before slow work
+    budgets = space.budgets.over(_budgets(args))
     if args.speed == "latency" and args.runtime == "onnxruntime" and missing_onnx():
         from kws_search.errors import ConfigError
 
@@ -184,18 +211,25 @@ def run(args: argparse.Namespace) -> int:
     if args.cross_data is not None and not args.cross_data.is_dir():
         raise DataError(f"--cross-data {args.cross_data} is not a folder; make one with "
                         "`kws-search data synth --engine festival`")
-    jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
-    _ensure_inputs(args)
     from kws_search.checkpoint import read_checkpoint
     from kws_search.data.front_end import FeatureConfig
+    from kws_search.search.reach import check_reachable
 
-    # the teacher's features
-    features = FeatureConfig.from_dict(read_checkpoint(teacher_file(args))["features"])
+    def teacher_features() -> FeatureConfig:
+        path = teacher_file(args)
+        return (FeatureConfig.from_dict(read_checkpoint(path)["features"]) if path.is_file()
+                else FeatureConfig())  # the one a new teacher gets
+    if budgets.active():
+        check_reachable(space, teacher_features(), budgets)
+        print(f"budgets: {budgets.describe()}")
+    jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
+    _ensure_inputs(args)
+    features = teacher_features()
     data = DataSettings(args.data, args.keyword, teacher_file(args), features=features,
                         cache_dir=args.cache, cross_data=args.cross_data)
     study = StudySettings(args.study, storage_url(args), space=args.space, sampler=args.sampler,
                           seed=args.seed, trials=args.trials, finalists=args.finalists,
-                          measures=Measures(args.speed, args.runtime, args.margin),
+                          measures=Measures(args.speed, args.runtime, args.margin, budgets),
                           seed_hand_tuned=not args.no_hand_tuned,
                           allow_changes=args.allow_changes, artifact_dir=args.artifact_dir)
     workers = WorkerSettings(jobs, args.threads, args.timeout, heartbeat_interval=args.heartbeat,

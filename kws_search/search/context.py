@@ -26,8 +26,10 @@ from kws_search.measure import (
     bootstrap_interval,
     frontend_bytes,
     frontend_macs,
+    macs_per_second,
     predict_deployed,
 )
+from kws_search.memory import peak_ram_bytes
 from kws_search.search.settings import DataSettings, Measures, StudySettings
 from kws_search.search.space import FrontEnd, load_space
 from kws_search.search.storage import artifact_dir_for
@@ -117,7 +119,10 @@ def build_context(data: DataSettings, study: StudySettings, progress: bool = Tru
     teacher, metrics = load_teacher(data.teacher, features)
     metrics = _with_quality_interval(metrics, teacher, features)
     metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
-                   frontend_bytes=frontend_bytes(features.config))
+                   frontend_bytes=frontend_bytes(features.config),
+                   peak_ram=peak_ram_bytes(teacher.config, features.config))
+    metrics["macs_per_second"] = macs_per_second(metrics["macs"] + metrics["frontend_macs"],
+                                                 features.config)
     measures = study.measures
     if measures.speed == "latency":  # timed once per study: `teacher_hop_us` once it has it
         metrics["hop_us"] = teacher_hop_us or hop_latency_us(teacher, "none", features.config,

@@ -27,8 +27,10 @@ from kws_search.measure import (
     count_macs,
     frontend_bytes,
     frontend_macs,
+    macs_per_second,
     measure_model,
 )
+from kws_search.memory import peak_ram_bytes
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import (
     calibrate,
@@ -47,6 +49,7 @@ from kws_search.search.attrs import (
     FAIL_REASON,
     TRAIN_SECONDS,
 )
+from kws_search.search.budgets import OVER_BUDGET, UNTRAINED_QUALITY, Budgets
 from kws_search.search.context import SearchContext, cross_summary
 from kws_search.search.fidelity import (
     FINAL_OF,
@@ -86,7 +89,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
         # so students stopped at a rung are compared (and reported) with them
         float_twin = CRNN(config.model)
         size = architecture_size(float_twin, config.quant, features.config, teacher)
-        speed = context.measures.speed
+        speed, budgets = context.measures.speed, context.measures.budgets
         if speed == "model-macs":  # the seeds' measure: the networks alone
             size["speedup"] = size["model_speedup"]
         if speed == "latency":  # measured on the untrained model: weights do not count
@@ -96,6 +99,12 @@ def make_objective(context: SearchContext, space: SearchSpace,
             size["speedup"] = teacher["hop_us"] / size["hop_us"]
         for key, value in size.items():
             trial.set_user_attr(key, value)
+        over = _over_budget(trial, budgets, size, config, own, context.measures.runtime)
+        if over:  # never trained: ends now, infeasible by the budgets it breaks
+            trial.set_user_attr(TRAIN_SECONDS, time.perf_counter() - start)
+            _set_constraint(trial, UNTRAINED_QUALITY - context.quality_bar,
+                            budgets.excess(size))
+            return UNTRAINED_QUALITY, size["speedup"], size["compression"]
         torch.manual_seed(config.train.seed + trial.number)
         student = prepare_for_training(CRNN(config.model), config.quant)
         judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
@@ -123,7 +132,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             # infeasible by its quality so far, so samplers rank it with the students that
             # missed the bar instead of counting it feasible (a pruned trial has no values)
             _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
-                            - context.quality_bar)
+                            - context.quality_bar, budgets.excess(size))
             raise
         calibrated = calibrate(student, config.quant, own.calibration)
         deployed = convert(calibrated, config.quant)
@@ -150,7 +159,7 @@ def make_objective(context: SearchContext, space: SearchSpace,
             measures.update({f"cross_{k}": v for k, v in cross.items()})
         for key, value in measures.items():
             trial.set_user_attr(key, value)
-        _set_constraint(trial, quality - context.quality_bar)
+        _set_constraint(trial, quality - context.quality_bar, budgets.excess(size))
         if context.artifact_dir is not None:
             _attach_checkpoint(trial, context, features, calibrated, config, measures)
         return quality, speedup, compression
@@ -171,7 +180,9 @@ def architecture_size(float_model: CRNN, quant: str, features: FeatureConfig,
         "macs": count_macs(float_model, features.n_mels, features.frames),
         "frontend_macs": frontend_macs(config, features),
         "bytes": stored_bytes(quantized_structure(config, quant)),
-        "frontend_bytes": frontend_bytes(features)}
+        "frontend_bytes": frontend_bytes(features),
+        "peak_ram": peak_ram_bytes(config, features)}
+    size["macs_per_second"] = macs_per_second(size["macs"] + size["frontend_macs"], features)
     teacher_total = teacher["macs"] + teacher["frontend_macs"]
     size.update(speedup=teacher_total / (size["macs"] + size["frontend_macs"]),
                 model_speedup=teacher["macs"] / size["macs"],
@@ -189,14 +200,29 @@ def _calibrated_probe(config: CRNNConfig, quant: str, calibration: torch.Tensor)
     return calibrate(model.eval(), quant, calibration)
 
 
-def _set_constraint(trial: optuna.Trial, violation: float) -> None:
-    """The quality constraint (<= 0: within the bar) in the list form that both Optuna's
-    samplers (`FrozenTrial.constraints`) and optuna-dashboard (greyed out when infeasible)
-    read; `Trial.set_constraint` writes a keyed form that the dashboard does not read."""
+def _over_budget(trial: optuna.Trial, budgets: Budgets, size: dict[str, float], config: Any,
+                 own: Any, runtime: str) -> str:
+    """Which budgets the student breaks ('' when none), recorded on the trial; a latency
+    budget times the untrained student first (unless the speed-up already did)."""
+    if budgets.latency is not None and "hop_us" not in size:
+        probe = _calibrated_probe(config.model, config.quant, own.calibration)
+        size["hop_us"] = hop_latency_us(probe, config.quant, own.features.config, runtime)
+        trial.set_user_attr("hop_us", size["hop_us"])
+    over = budgets.broken(size)
+    if over:
+        trial.set_user_attr(OVER_BUDGET, over)
+    return over
+
+
+def _set_constraint(trial: optuna.Trial, violation: float, budgets: list[float]) -> None:
+    """The quality constraint (<= 0: within the bar), then one per budget (value / budget - 1),
+    in the list form that both Optuna's samplers (`FrozenTrial.constraints`) and
+    optuna-dashboard (greyed out when infeasible) read; `Trial.set_constraint` writes a keyed
+    form that the dashboard does not read."""
     storage = trial.storage
     study_id = storage.get_study_id_from_name(trial.study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-    storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, [violation])
+    storage.set_trial_system_attr(trial_id, CONSTRAINTS_KEY, [violation, *budgets])
 
 
 def _attach_checkpoint(trial: optuna.Trial, context: SearchContext, features: FeatureSet,

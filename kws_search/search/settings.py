@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kws_search.data.front_end import FeatureConfig
 from kws_search.options import FINALISTS, GRACE_PERIOD, HEARTBEAT_INTERVAL, QUALITY_MARGIN
+from kws_search.search.budgets import Budgets
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Measures:
     speed: str = "macs"  # "macs" (whole pipeline), "model-macs" (networks) or "latency"
     runtime: str = "onnxruntime"  # where "latency" is measured
     margin: float = QUALITY_MARGIN  # feasible: validation quality <= margin x the teacher's
+    budgets: Budgets = field(default_factory=Budgets)  # the space's, with run's options over
 
 
 @dataclass(frozen=True)

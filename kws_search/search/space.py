@@ -32,6 +32,7 @@ from kws_search.distill import DistillConfig
 from kws_search.errors import KwsSearchError, yaml_problem
 from kws_search.models import CRNNConfig
 from kws_search.quantize import QUANT_MODES
+from kws_search.search.budgets import LIMITS, Budgets
 from kws_search.search.fidelity import Rungs
 from kws_search.train import TrainConfig
 
@@ -55,7 +56,7 @@ SECTIONS: dict[str, type] = {"model": CRNNConfig, "distill": DistillConfig, "tra
                              "front_end": FrontEnd}
 QUANT_KEYS = ("mode",)
 FIDELITY_KEYS = {"rungs": "epochs", "keep": "keep", "min_peers": "min_peers"}  # file -> Rungs
-ALL_SECTIONS = sorted([*SECTIONS, "quant", "fidelity"])
+ALL_SECTIONS = sorted([*SECTIONS, "quant", "fidelity", "budgets"])
 _SHORT = {"int": "IntDistribution", "float": "FloatDistribution",
           "categorical": "CategoricalDistribution"}
 _DEFAULT_ATTRS = {"int": {"step": 1, "log": False}, "float": {"step": None, "log": False}}
@@ -127,6 +128,11 @@ class SearchSpace:
         given = self.sections.get("fidelity", {})
         return Rungs(**{FIDELITY_KEYS[k]: tuple(v) if k == "rungs" else v
                         for k, v in given.items()})
+
+    @property
+    def budgets(self) -> Budgets:
+        """The space's own budgets (`budgets:`); `run`'s options take their place."""
+        return Budgets.parse(self.sections.get("budgets", {}), f"{self.name}: budgets")
 
     def sample(self, trial: optuna.Trial) -> TrialConfig:
         """Suggest every distribution on `trial` and build the configs."""
@@ -201,7 +207,8 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
                                f"{ALL_SECTIONS}")
     sections: dict[str, dict[str, Any]] = {}
     for sec, entries in raw.items():
-        allowed = {"quant": list(QUANT_KEYS), "fidelity": list(FIDELITY_KEYS)}.get(sec) or (
+        allowed = {"quant": list(QUANT_KEYS), "fidelity": list(FIDELITY_KEYS),
+                   "budgets": list(LIMITS)}.get(sec) or (
             [f.name for f in fields(SECTIONS[sec])] if sec in SECTIONS else None)
         if allowed is None:
             raise SearchSpaceError(f"{name}: unknown section {sec!r}; expected one of "
@@ -213,7 +220,10 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
             where = f"{name}: {sec}.{key}"
             if key not in allowed:
                 raise SearchSpaceError(f"{where} is not a known key; {sec} keys are {allowed}")
-            if isinstance(value, dict):
+            if sec == "budgets":
+                Budgets.parse({key: value}, f"{name}: budgets")  # refuses a bad amount now
+                sections[sec][key] = value
+            elif isinstance(value, dict):
                 if sec == "fidelity":
                     raise SearchSpaceError(f"{where}: fidelity values are fixed, not searched")
                 sections[sec][key] = _distribution(where, value)
@@ -239,7 +249,8 @@ def _check_buildable(space: SearchSpace) -> None:
             space.rungs.check(config.train.epochs)
         except (TypeError, ValueError) as exc:
             raise SearchSpaceError(f"{space.name}: {exc}") from None
-    searched = [sec for name, sec in space.sections.items() if name != "fidelity"]
+    searched = [sec for name, sec in space.sections.items()
+                if name not in ("fidelity", "budgets")]
     repeated = {k for sec in searched for k in sec}
     if len(repeated) != sum(len(sec) for sec in searched):
         raise SearchSpaceError(f"{space.name}: a key appears in two sections")

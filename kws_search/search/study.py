@@ -31,6 +31,7 @@ from kws_search.options import (
 )
 from kws_search.search.answer import front_pool, pareto_front, pick_finalists
 from kws_search.search.attrs import DIRECTIONS, FAIL_REASON, OBJECTIVES
+from kws_search.search.budgets import Budgets
 from kws_search.search.fidelity import FINAL_OF, finished, is_final
 from kws_search.search.samplers import make_sampler
 from kws_search.search.settings import DataSettings, Measures, StudySettings, WorkerSettings
@@ -74,7 +75,8 @@ def open_study(settings: StudySettings, workers: WorkerSettings | None = None,
     """Create or load the study (same name, same storage = resume); `workers` sets the
     heartbeat that marks a killed worker's trial failed."""
     workers = workers or WorkerSettings()
-    sampler = make_sampler(settings.sampler, settings.seed)
+    sampler = make_sampler(settings.sampler, settings.seed,
+                           len(settings.measures.budgets.active()))
     storage = open_storage(settings.storage, heartbeat, workers.heartbeat_interval,
                            workers.grace_period)
     study = optuna.create_study(storage=storage, study_name=settings.name, sampler=sampler,
@@ -92,7 +94,7 @@ def open_study(settings: StudySettings, workers: WorkerSettings | None = None,
 IDENTITY = {"dataset_fingerprint": "dataset", "teacher_sha256": "teacher", "keyword": "keyword",
             "features": "feature config", "space_params": "search space",
             "speed": "speed objective", "quality_margin": "quality bar (--margin)",
-            "cross_fingerprint": "cross-engine folder"}
+            "cross_fingerprint": "cross-engine folder", "budgets": "budgets"}
 # studies made before the front end was counted hold speed-ups of the networks alone
 LEGACY_SPEED = speed_objective("model-macs", "")
 
@@ -106,7 +108,7 @@ def study_identity(data: DataSettings, measures: Measures, space: SearchSpace,
                 "teacher_sha256": digest, "keyword": data.keyword,
                 "features": data.features.to_dict(), "space_params": space.identity(),
                 "speed": speed_objective(measures.speed, measures.runtime),
-                "quality_margin": measures.margin}
+                "quality_margin": measures.margin, "budgets": measures.budgets.to_dict()}
     if data.cross_data is not None:  # the clips the trials' cross numbers are measured on
         identity["cross_fingerprint"] = folder_fingerprint(Path(data.cross_data), data.keyword)
     return json.loads(json.dumps(identity))  # as stored: tuples become lists
@@ -118,6 +120,7 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
     if "space_params" in stored:  # made before these were part of the identity
         stored.setdefault("speed", LEGACY_SPEED)
         stored.setdefault("quality_margin", QUALITY_MARGIN)
+        stored.setdefault("budgets", {})
     changed = [k for k in IDENTITY if k in stored and k in identity and stored[k] != identity[k]]
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     if changed and trials and not allow_changes:
@@ -132,6 +135,8 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], allow_changes:
                     else "measured on an export this version no longer makes)"),
                 "quality_margin": f" (its bar: {stored.get('quality_margin')}x the teacher; "
                                   f"resume it with --margin {stored.get('quality_margin')})",
+                "budgets": f" (its budgets: {Budgets(**stored.get('budgets') or {}).describe()};"
+                           " resume it with those)",
                 "cross_fingerprint": f" (its trials were scored on {stored.get('cross_data', '?')}"
                                      " as that folder was then; resume it with --no-cross-data "
                                      "to score nothing more)"}
