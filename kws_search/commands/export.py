@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         q, s, c = trial.values
         label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
                  f"{c:.1f}x, {trial.user_attrs.get('quant')}")
+        budgets = study.user_attrs.get("budgets")
+        if budgets:  # the study's: pick_trial never chose a student over one
+            from kws_search.search.budgets import Budgets
+
+            fit = Budgets(**budgets).fit_text(trial.user_attrs)
+            label += f"\n  within the study's budgets: {fit}"
     if onnx:
         from kws_search.deploy.onnx import export_onnx
 

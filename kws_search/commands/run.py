@@ -181,7 +181,10 @@ def _available_memory() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kws_search.checkpoint import read_checkpoint
     from kws_search.data.datasets import DataError
+    from kws_search.data.front_end import FeatureConfig
+    from kws_search.search.reach import check_reachable
     from kws_search.search.samplers import make_sampler
     from kws_search.search.settings import (
         DataSettings,
@@ -196,6 +199,14 @@ def run(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)  # bad space, sampler or storage: fail before slow work
     budgets = space.budgets.over(_budgets(args))
+
+    def teacher_features() -> FeatureConfig:
+        path = teacher_file(args)
+        return (FeatureConfig.from_dict(read_checkpoint(path)["features"]) if path.is_file()
+                else FeatureConfig())  # the one a new teacher gets
+    if budgets.active():  # no student of the space fits: say so before any work
+        check_reachable(space, teacher_features(), budgets)
+        print(f"budgets: {budgets.describe()}")
     if args.speed == "latency" and args.runtime == "onnxruntime" and missing_onnx():
         from kws_search.errors import ConfigError
 
@@ -211,17 +222,6 @@ def run(args: argparse.Namespace) -> int:
     if args.cross_data is not None and not args.cross_data.is_dir():
         raise DataError(f"--cross-data {args.cross_data} is not a folder; make one with "
                         "`kws-search data synth --engine festival`")
-    from kws_search.checkpoint import read_checkpoint
-    from kws_search.data.front_end import FeatureConfig
-    from kws_search.search.reach import check_reachable
-
-    def teacher_features() -> FeatureConfig:
-        path = teacher_file(args)
-        return (FeatureConfig.from_dict(read_checkpoint(path)["features"]) if path.is_file()
-                else FeatureConfig())  # the one a new teacher gets
-    if budgets.active():
-        check_reachable(space, teacher_features(), budgets)
-        print(f"budgets: {budgets.describe()}")
     jobs = _capped_jobs(args.jobs or max(1, (os.cpu_count() or 1) // args.threads), args.trials)
     _ensure_inputs(args)
     features = teacher_features()
@@ -274,6 +274,7 @@ def print_front(study) -> None:
         study_info,
     )
     from kws_search.search.answer import front_pool
+    from kws_search.search.budgets import OVER_BUDGET
     from kws_search.search.study import feasible_front, progress_of
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
@@ -282,6 +283,9 @@ def print_front(study) -> None:
     ci = interval_text(teacher.get("val_quality_lo"), teacher.get("val_quality_hi"), ".2e")
     print(f"teacher validation quality {teacher.get('val_quality', float('nan')):.3e}"
           f"{f' (90% CI {ci})' if ci else ''}; bar ({margin:g}x) {bar:.3e}")
+    info = study_info(study)
+    if info.budgets:
+        print(info.budget_text())
     teacher_cross = study.user_attrs.get("teacher_cross")
     if teacher_cross:
         print(f"teacher on {study.user_attrs.get('cross_data', 'the cross-engine set')}: "
@@ -290,8 +294,8 @@ def print_front(study) -> None:
     result = answer(study)
     if not front:
         print(f"no feasible student yet (quality within {margin:g}x of the teacher)")
-        complete = sorted((t for t in front_pool(study.get_trials(deepcopy=False))),
-                          key=lambda t: t.values[0])
+        complete = sorted((t for t in front_pool(study.get_trials(deepcopy=False))
+                           if OVER_BUDGET not in t.user_attrs), key=lambda t: t.values[0])
         for t in complete[:3]:
             q, sp, cp = t.values
             print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
@@ -325,7 +329,10 @@ def print_front(study) -> None:
     for line in curve_lines(result):
         print(line)
     progress = progress_of(study)
-    print(f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a rung), "
+    over = sum(OVER_BUDGET in t.user_attrs for t in study.get_trials(deepcopy=False))
+    print(f"{progress.complete} complete" + (f" ({over} over a budget: ended untrained)"
+                                             if over else "")
+          + f", {progress.pruned} stopped early (pruned at a rung), "
           f"{progress.failed} failed; {progress.finals} finalists trained to convergence")
     for reason, count in progress.fail_reasons.most_common():
         print(f"failed x{count}: {reason}")

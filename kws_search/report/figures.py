@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from kws_search.report.tables import StudyInfo, format_value
 from kws_search.search.attrs import MODEL_SPEEDUP
+from kws_search.search.budgets import OVER_BUDGET
 
 # (seed, speed-up, compression) the seeds reached by hand, relative to their own teachers.
 SEED_RESULTS: tuple[tuple[str, float, float], ...] = (
@@ -51,7 +52,11 @@ def _quant_styles(done: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 
 def _complete(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["state"] == "COMPLETE"]
+    """The trained students: complete trials, less those that ended over a budget."""
+    done = table[table["state"] == "COMPLETE"]
+    if OVER_BUDGET in done.columns:
+        done = done[done[OVER_BUDGET].isna() | (done[OVER_BUDGET] == "")]
+    return done
 
 
 def _front_rings(front: pd.DataFrame, x: str, y: str) -> go.Scatter:

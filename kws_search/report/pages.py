@@ -127,6 +127,7 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
              "counts the whole pipeline, front end included (model_speedup: the networks "
              f"alone); bar ({info.margin:g}x validation) "
              f"{bar}</p>{f'<p>{html.escape(_cross_note(info))}</p>' if info.teacher_cross else ''}"
+             f"{f'<p>{html.escape(info.budget_text())}</p>' if info.budgets else ''}"
              "<p>tables: " + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
              + "</p><h2>Feasible Pareto front (test quality beside validation)</h2>",
              "<div style='overflow-x:auto'>"
@@ -160,6 +161,8 @@ def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo,
             f"{format_value(info.quality_bar)}\n\n")
     if info.teacher_cross:
         head += _cross_note(info) + "\n\n"
+    if info.budgets:
+        head += info.budget_text() + "\n\n"
     if name == "front":
         head += ("test_val_ratio = test_quality / val_quality: well above 1 means the search "
                  "picked students that fit the validation split by luck.\n\n")

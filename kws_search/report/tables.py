@@ -29,12 +29,14 @@ from kws_search.search.attrs import (
     TRAIN_SECONDS,
     feasible,
 )
+from kws_search.search.budgets import LIMITS, OVER_BUDGET, show
 from kws_search.search.fidelity import is_final
 
 MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
             "val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
             "float_val_quality", "best_epoch", "macs", "frontend_macs", MODEL_SPEEDUP,
-            "bytes", "frontend_bytes", "state_dict_bytes", "params", "latency_ms",
+            "bytes", "frontend_bytes", "state_dict_bytes", "peak_ram", "macs_per_second",
+            OVER_BUDGET, "params", "latency_ms",
             "latency_speedup", "quant", "quantized_modules", TRAIN_SECONDS,
             CHECKPOINT_ARTIFACT)
 # Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
@@ -52,6 +54,20 @@ class StudyInfo:
     teacher_cross: dict[str, Any] = field(default_factory=dict)  # empty without --cross-data
     cross_data: str | None = None
     margin: float = QUALITY_MARGIN  # the bar / the teacher's validation quality
+    budgets: dict[str, float] = field(default_factory=dict)  # `Budgets.to_dict()`; {}: none
+
+    def budget_text(self) -> str:
+        """'budgets: --max-bytes 27.5 KB (teacher 275.2 KB), ...', or '' without budgets."""
+        if not self.budgets:
+            return ""
+        parts = []
+        for name, limit in self.budgets.items():
+            stat, option, kind = LIMITS[name]
+            teacher = self.teacher.get(stat)
+            parts.append(f"{option} {show(limit, kind)}" + (
+                f" (teacher {show(teacher, kind)})" if teacher is not None else ""))
+        return ("budgets: " + ", ".join(parts) + "; students over one end untrained "
+                f"(`{OVER_BUDGET}`)")
 
 
 def study_info(study: optuna.Study) -> StudyInfo:
@@ -59,7 +75,8 @@ def study_info(study: optuna.Study) -> StudyInfo:
     attrs = study.user_attrs
     return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"),
                      dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"),
-                     float(attrs.get("quality_margin", QUALITY_MARGIN)))
+                     float(attrs.get("quality_margin", QUALITY_MARGIN)),
+                     dict(attrs.get("budgets") or {}))
 
 
 def format_value(value: Any) -> str:
@@ -140,7 +157,7 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
                "test_quality", "test_val_ratio",
                "test_within_bar", *cross, "speedup", MODEL_SPEEDUP, "compression",
                "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
-               *params]
+               "macs_per_second", "peak_ram", *params]
     return front[[c for c in columns if c in front.columns]].reset_index(drop=True)
 
 
@@ -224,6 +241,7 @@ def answer(study: optuna.Study) -> dict[str, Any]:
     closest = min(pool, key=lambda t: t.values[0], default=None)
     return {"study": study.study_name, "teacher_val_quality": quality,
             "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
+            "budgets": dict(study.user_attrs.get("budgets") or {}),
             "basis": "finalists" if finals else "search trials", "students": len(pool),
             BUDGET_EPOCHS: sorted({t.user_attrs.get(BUDGET_EPOCHS) for t in pool
                                      if t.user_attrs.get(BUDGET_EPOCHS) is not None}),

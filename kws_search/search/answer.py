@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.search.attrs import MODEL_SPEEDUP
+from kws_search.search.budgets import OVER_BUDGET
 from kws_search.search.fidelity import is_final
 
 LEVELS = (1.1, 1.25, 1.5, 2.0, 3.0)  # quality within these multiples of the teacher's
@@ -48,8 +49,10 @@ class Level:
 
 def front_pool(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """The complete trials one front is made of: the finalists once there are any (trained to
-    convergence), else the search trials; a front never mixes the two budgets."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    convergence), else the search trials; a front never mixes the two budgets. Students over
+    a device budget were never trained, so they are in no front."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
+                and OVER_BUDGET not in t.user_attrs]
     finals = [t for t in complete if is_final(t)]
     return finals or [t for t in complete if not is_final(t)]
 
@@ -103,7 +106,8 @@ def pick_finalists(trials: Sequence[FrozenTrial], count: int,
     finalists span the curve from the largest students to the smallest. Levels are measured
     from `teacher_quality`, or from the best student's when that is worse (at the search's
     short budget every student may sit above the teacher's bar)."""
-    pool = [t for t in trials if t.state == TrialState.COMPLETE and not is_final(t)]
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and not is_final(t)
+            and OVER_BUDGET not in t.user_attrs]
     if not pool or count <= 0:
         return []
     best = min(pool, key=lambda t: t.values[0])

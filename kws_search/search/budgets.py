@@ -3,9 +3,10 @@
 A budget is part of what a study's numbers mean (`Measures`, so of its identity). A student
 over a budget that its architecture fixes (bytes, RAM, MACs) is never trained: its trial ends
 at once, COMPLETE with the numbers it has, the worst quality (`UNTRAINED_QUALITY`) and one
-constraint per budget (its excess, value / budget - 1; <= 0 fits) beside the quality bar's,
-so every sampler learns where the boundary is. A latency budget is checked on a short timing
-of the untrained student, before training.
+constraint per budget (its excess, value / budget - 1; <= 0 fits) beside the quality bar's.
+Optuna's samplers (GP, TPE, NSGA-II) read the constraints a trial stores
+(`FrozenTrial.constraints`), so each of them learns where the boundary is. A latency budget is
+checked on a short timing of the untrained student, before training.
 
 - bytes: the stored weights, as the compression measure counts them. The front end's tables
   (window and mel matrix, `frontend_bytes`) do not count: they are the same for every student
@@ -103,6 +104,14 @@ class Budgets:
         return "; ".join(f"{LIMITS[k][0]} {show(numbers[LIMITS[k][0]], LIMITS[k][2])} > "
                          f"{LIMITS[k][1]} {show(v, LIMITS[k][2])}"
                          for k, v in self.active().items() if numbers[LIMITS[k][0]] > v)
+
+    def fit_text(self, numbers: dict[str, float]) -> str:
+        """Each budget beside the student's number: 'bytes 12.1 KB <= --max-bytes 27.5 KB'."""
+        return "; ".join(
+            f"{LIMITS[k][0]} {show(numbers[LIMITS[k][0]], LIMITS[k][2])} "
+            f"{'<=' if numbers[LIMITS[k][0]] <= v else '>'} {LIMITS[k][1]} "
+            f"{show(v, LIMITS[k][2])}"
+            for k, v in self.active().items() if LIMITS[k][0] in numbers)
 
     def describe(self) -> str:
         """'--max-bytes 16.0 KB, --max-macs 300.0K' (or 'none')."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
 from kws_search.options import SAMPLERS
-from kws_search.search.attrs import CONSTRAINTS_KEY
 from kws_search.search.fidelity import is_final
 
 DISTINCT_TRIES = 20  # random draws to find a student the study does not hold yet
@@ -39,38 +37,22 @@ class UnknownSampler(KwsSearchError, ValueError):
     """A sampler name kws-search does not know."""
 
 
-def make_sampler(name: str, seed: int, budgets: int = 0) -> optuna.samplers.BaseSampler:
-    """The named Optuna sampler, seeded per trial (see TrialSeededSampler); `budgets`: how
-    many the study has (see `base_sampler`)."""
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The named Optuna sampler, seeded per trial (see TrialSeededSampler)."""
     if name not in SAMPLERS:
         raise UnknownSampler(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return TrialSeededSampler(name, seed, budgets)
+    return TrialSeededSampler(name, seed)
 
 
-def base_sampler(name: str, seed: int, budgets: int = 0) -> optuna.samplers.BaseSampler:
-    """The named Optuna sampler with its settings for this search, seeded with `seed`.
-
-    With `budgets` (how many a study has), the sampler reads every trial's constraints (the
-    quality bar's, then one per budget, as the objective stores them), so it learns where
-    students stop fitting; without, it leaves them to the front, as before."""
-    constraints = functools.partial(stored_constraints, count=1 + budgets) if budgets else None
+def base_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The named Optuna sampler with its settings for this search, seeded with `seed`."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if name == "gp":  # Gaussian process, constrained multi-objective (needs scipy)
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10,
-                                         constraints_func=constraints)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20,
-                                             constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     return optuna.samplers.RandomSampler(seed=seed)
-
-
-def stored_constraints(trial: FrozenTrial, count: int) -> tuple[float, ...]:
-    """The constraints the objective stored on `trial`; a trial that stored none (one that
-    lost the race for the last slot and trained nothing) counts as outside all of them."""
-    stored = trial.system_attrs.get(CONSTRAINTS_KEY)
-    return tuple(stored) if stored else (1.0,) * count
 
 
 class TrialSeededSampler(optuna.samplers.BaseSampler):
@@ -85,11 +67,10 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
     needs no private random state.
     """
 
-    def __init__(self, name: str, seed: int, budgets: int = 0) -> None:
+    def __init__(self, name: str, seed: int) -> None:
         self.name = name
         self._seed = seed
-        self.budgets = budgets
-        self.base = base_sampler(name, seed, budgets)
+        self.base = base_sampler(name, seed)
         # the trial this sampler set up last: Optuna calls `before_trial` as soon as it has
         # made a trial, so after a Ctrl-C the worker knows which trial to fail (workers.py)
         self.last_trial_number: int | None = None
@@ -98,7 +79,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self.last_trial_number = trial.number
         entropy = [self._seed % 2**32, trial.number]
         seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
-        self.base = base_sampler(self.name, seed, self.budgets)
+        self.base = base_sampler(self.name, seed)
         self.base.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:

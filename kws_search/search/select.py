@@ -13,6 +13,7 @@ from kws_search.errors import KwsSearchError
 from kws_search.options import RULES
 from kws_search.search.answer import front_pool
 from kws_search.search.attrs import CHECKPOINT_ARTIFACT, FAIL_REASON, feasible
+from kws_search.search.budgets import OVER_BUDGET
 
 
 class SelectionError(KwsSearchError, ValueError):
@@ -40,6 +41,10 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
             reason = chosen.user_attrs.get(FAIL_REASON, "")
             raise SelectionError(f"trial {trial} is {chosen.state.name}"
                                  f"{f' ({reason})' if reason else ''}; pick a complete trial")
+        if OVER_BUDGET in chosen.user_attrs:
+            raise SelectionError(f"trial {trial} is over the study's budgets "
+                                 f"({chosen.user_attrs[OVER_BUDGET]}), so it was never "
+                                 "trained; pick a trial within them")
         return chosen
     if rule not in RULES:
         raise SelectionError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -50,7 +55,8 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
     if within is not None and not teacher:
         raise SelectionError(f"study {study.study_name!r} records no teacher quality, so "
                              "--within has nothing to measure against; use --trial N")
-    candidates = front_pool(trials)
+    # students over a budget were never trained: never a choice, whatever the targets
+    candidates = [t for t in front_pool(trials) if OVER_BUDGET not in t.user_attrs]
 
     def allowed(t: FrozenTrial) -> bool:
         return feasible(t) if within is None else t.values[0] <= within * teacher

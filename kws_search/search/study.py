@@ -75,8 +75,7 @@ def open_study(settings: StudySettings, workers: WorkerSettings | None = None,
     """Create or load the study (same name, same storage = resume); `workers` sets the
     heartbeat that marks a killed worker's trial failed."""
     workers = workers or WorkerSettings()
-    sampler = make_sampler(settings.sampler, settings.seed,
-                           len(settings.measures.budgets.active()))
+    sampler = make_sampler(settings.sampler, settings.seed)
     storage = open_storage(settings.storage, heartbeat, workers.heartbeat_interval,
                            workers.grace_period)
     study = optuna.create_study(storage=storage, study_name=settings.name, sampler=sampler,

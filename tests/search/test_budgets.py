@@ -92,3 +92,40 @@ def test_a_study_never_trains_a_student_over_its_budgets(tiny_data, tiny_teacher
                            load_space("tiny"))
     with pytest.raises(StudyError, match="different budgets.*--max-bytes 1.2 KB"):
         check_identity(study, other, allow_changes=False)
+
+
+def test_run_refuses_a_budget_out_of_reach_before_any_work(tmp_path, capsys):
+    from kws_search.cli import main
+
+    studies = tmp_path / "studies"
+    code = main(["run", "--space", "tiny", "--max-ram", "1KB", "--max-bytes", "64KB",
+                 "--study", "device", "--storage", f"sqlite:///{studies / 'device.db'}",
+                 "--data", str(tmp_path / "no-data"), "--teacher", str(tmp_path / "none.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith("error: --max-ram 1.0 KB: no student of space")
+    assert "smallest peak_ram" in err[0] and "KB (cnn_channels" in err[0]
+    assert not studies.exists()  # refused before the study was made
+    assert main(["run", "--space", "tiny", "--max-macs", "lots"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --max-macs 'lots' is not an amount; "
+                                               "write it like 300K")
+
+
+def test_peak_ram_is_counted_against_the_exported_graph(tmp_path, student_checkpoint):
+    """The count from the architecture against a liveness count over the exported ONNX
+    graph's tensors: never below it, and within a fifth of it."""
+    pytest.importorskip("onnx")
+    from kws_search.data.front_end import FeatureConfig
+    from kws_search.deploy.onnx import export_onnx
+    from kws_search.memory import graph_peak_bytes, peak_ram_bytes
+    from kws_search.models import CRNNConfig
+
+    for config in (CRNNConfig(cnn_channels=2, stride_freq=3, stride_time=10, hidden=35,
+                              layers=1),
+                   CRNNConfig(cnn_channels=3, kernel_time=10, stride_time=12, hidden=12,
+                              rnn="rnn")):
+        source = student_checkpoint(tmp_path / "student.pt", config, "int8", FeatureConfig())
+        path, _ = export_onnx(source, tmp_path / "student.onnx")
+        counted, graph = peak_ram_bytes(config, FeatureConfig()), graph_peak_bytes(path)
+        print(f"{config}: counted {counted} B, graph {graph} B")
+        assert graph <= counted <= 1.2 * graph
