@@ -257,11 +257,12 @@ def curve_lines(result: dict[str, Any]) -> list[str]:
         return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
     head = (f"the answer ({result['students']} {result['basis']}): the best student within "
             "each multiple of the teacher's validation quality")
-    rows = [("quality within", "students", "speed-up", "network speed-up", "compression")]
+    rows = [("quality within", "students", "speed-up", "network speed-up", "compression",
+             "least peak RAM")]
     for level in result["levels"]:
         rows.append((f"{level['level']:g}x teacher", str(level["students"]),
                      cell(level["speedup"]), cell(level["model_speedup"]),
-                     cell(level["compression"])))
+                     cell(level["compression"]), _ram_text(level.get("peak_ram")) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return [head] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
                      for r in rows]
@@ -273,8 +274,13 @@ def curve_markdown(result: dict[str, Any]) -> str:
     table = pd.DataFrame([{
         "quality within": f"{lv['level']:g}x teacher", "students": lv["students"],
         "speed-up": _best_text(lv["speedup"]), "network speed-up": _best_text(lv["model_speedup"]),
-        "compression": _best_text(lv["compression"])} for lv in result["levels"]])
+        "compression": _best_text(lv["compression"]),
+        "least peak RAM": _ram_text(lv.get("peak_ram"))} for lv in result["levels"]])
     return f"{lines[0]}\n\n" + (to_markdown(table) if not table.empty else "(no students)\n")
+
+
+def _ram_text(best: dict[str, Any] | None) -> str:
+    return "" if best is None else f"{best['value'] / 1024:.1f} KB (trial {best['trial']})"
 
 
 def _best_text(best: dict[str, Any] | None) -> str:

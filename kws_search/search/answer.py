@@ -42,6 +42,7 @@ class Level:
     speedup: Best | None
     model_speedup: Best | None
     compression: Best | None
+    peak_ram: Best | None = None  # the least peak RAM (bytes), for device budgets
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +88,8 @@ def curve(trials: Sequence[FrozenTrial], teacher_quality: float,
         rows.append(Level(level, len(within),
                           _best(within, lambda t: t.values[1]),
                           _best(within, lambda t: t.user_attrs.get(MODEL_SPEEDUP, math.nan)),
-                          _best(within, lambda t: t.values[2])))
+                          _best(within, lambda t: t.values[2]),
+                          _least(within, lambda t: t.user_attrs.get("peak_ram", math.nan))))
     return rows
 
 
@@ -96,6 +98,14 @@ def _best(trials: list[FrozenTrial], measure) -> Best | None:
     if not scored:
         return None
     value, trial = max(scored, key=lambda vt: (vt[0], -vt[1].values[0]))
+    return Best(float(value), trial.number)
+
+
+def _least(trials: list[FrozenTrial], measure) -> Best | None:
+    scored = [(measure(t), t) for t in trials if math.isfinite(measure(t))]
+    if not scored:
+        return None
+    value, trial = min(scored, key=lambda vt: (vt[0], vt[1].values[0]))
     return Best(float(value), trial.number)
 
 
