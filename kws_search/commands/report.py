@@ -35,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
     from kws_search.report.pages import write_report
     from kws_search.report.tables import curve_lines
+    from kws_search.search.study import complete_text
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     report = write_report(args.study, study_storage(args), args.out, png=not args.no_png)
     p = report.progress
     print(f"report of study {args.study!r} written to {report.folder}/ (open index.html)")
-    print(f"trials: {p.complete} complete, {p.pruned} stopped early (pruned at a rung), "
+    print(f"trials: {complete_text(p)}, {p.pruned} stopped early (pruned at a rung), "
           f"{p.failed} failed, {p.running} running; {p.finals} finalists trained to "
           f"convergence; feasible front: {p.front} students")
     if p.front:

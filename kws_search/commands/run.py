@@ -274,8 +274,7 @@ def print_front(study) -> None:
         study_info,
     )
     from kws_search.search.answer import front_pool
-    from kws_search.search.budgets import OVER_BUDGET
-    from kws_search.search.study import feasible_front, progress_of
+    from kws_search.search.study import complete_text, feasible_front, progress_of
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
     margin = study_info(study).margin
@@ -294,8 +293,8 @@ def print_front(study) -> None:
     result = answer(study)
     if not front:
         print(f"no feasible student yet (quality within {margin:g}x of the teacher)")
-        complete = sorted((t for t in front_pool(study.get_trials(deepcopy=False))
-                           if OVER_BUDGET not in t.user_attrs), key=lambda t: t.values[0])
+        complete = sorted(front_pool(study.get_trials(deepcopy=False)),
+                          key=lambda t: t.values[0])
         for t in complete[:3]:
             q, sp, cp = t.values
             print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
@@ -329,10 +328,7 @@ def print_front(study) -> None:
     for line in curve_lines(result):
         print(line)
     progress = progress_of(study)
-    over = sum(OVER_BUDGET in t.user_attrs for t in study.get_trials(deepcopy=False))
-    print(f"{progress.complete} complete" + (f" ({over} over a budget: ended untrained)"
-                                             if over else "")
-          + f", {progress.pruned} stopped early (pruned at a rung), "
+    print(f"{complete_text(progress)}, {progress.pruned} stopped early (pruned at a rung), "
           f"{progress.failed} failed; {progress.finals} finalists trained to convergence")
     for reason, count in progress.fail_reasons.most_common():
         print(f"failed x{count}: {reason}")

@@ -43,7 +43,7 @@ from kws_search.report.tables import (
     trials_table,
 )
 from kws_search.search.storage import load_study
-from kws_search.search.study import Progress, progress_of
+from kws_search.search.study import Progress, complete_text, progress_of
 
 
 @dataclass
@@ -105,7 +105,7 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
 def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
                 figures: Iterable[str], tables: Iterable[Path], result: dict[str, Any]) -> str:
     teacher = info.teacher
-    summary = (f"{progress.complete} complete, {progress.pruned} stopped early (pruned at a "
+    summary = (f"{complete_text(progress)}, {progress.pruned} stopped early (pruned at a "
                f"rung), {progress.failed} failed, {progress.finals} finalists (trained to "
                f"convergence), {progress.running} "
                f"running; feasible front {progress.front}; best feasible speed-up "

@@ -55,8 +55,7 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
     if within is not None and not teacher:
         raise SelectionError(f"study {study.study_name!r} records no teacher quality, so "
                              "--within has nothing to measure against; use --trial N")
-    # students over a budget were never trained: never a choice, whatever the targets
-    candidates = [t for t in front_pool(trials) if OVER_BUDGET not in t.user_attrs]
+    candidates = front_pool(trials)  # never a student over a budget: none was trained
 
     def allowed(t: FrozenTrial) -> bool:
         return feasible(t) if within is None else t.values[0] <= within * teacher

@@ -31,7 +31,7 @@ from kws_search.options import (
 )
 from kws_search.search.answer import front_pool, pareto_front, pick_finalists
 from kws_search.search.attrs import DIRECTIONS, FAIL_REASON, OBJECTIVES
-from kws_search.search.budgets import Budgets
+from kws_search.search.budgets import OVER_BUDGET, Budgets
 from kws_search.search.fidelity import FINAL_OF, finished, is_final
 from kws_search.search.samplers import make_sampler
 from kws_search.search.settings import DataSettings, Measures, StudySettings, WorkerSettings
@@ -250,6 +250,7 @@ class Progress:
 
     finals: int = 0  # finalists trained (to convergence), counted apart from the search
     complete: int = 0
+    over_budget: int = 0  # of the complete: over a device budget, so never trained
     pruned: int = 0  # stopped at a rung (multi-fidelity); they count towards --trials
     failed: int = 0
     running: int = 0
@@ -257,6 +258,12 @@ class Progress:
     best_speedup: float = 0.0
     best_compression: float = 0.0
     fail_reasons: collections.Counter = field(default_factory=collections.Counter)
+
+def complete_text(progress: Progress) -> str:
+    """'42 complete' or '42 complete (30 over a budget: ended untrained)'."""
+    return f"{progress.complete} complete" + (
+        f" ({progress.over_budget} over a budget: ended untrained)" if progress.over_budget
+        else "")
 
 def progress_of(study: optuna.Study) -> Progress:
     """Counts for the progress bar; failures grouped by kind (reasons that differ only in
@@ -269,6 +276,7 @@ def progress_of(study: optuna.Study) -> Progress:
             state.finals += 1
         elif t.state == TrialState.COMPLETE:
             state.complete += 1
+            state.over_budget += OVER_BUDGET in t.user_attrs
         elif finished(t):
             state.pruned += 1
         elif t.state == TrialState.FAIL:
