@@ -87,6 +87,13 @@ def test_a_study_never_trains_a_student_over_its_budgets(tiny_data, tiny_teacher
         assert trial.user_attrs["bytes"] <= 1200 and CHECKPOINT_ARTIFACT in trial.user_attrs
         assert len(trial.system_attrs[CONSTRAINTS_KEY]) == 2
         assert math.isfinite(trial.user_attrs["peak_ram"])
+    # export never picks one: not by a rule, however loose, nor by number
+    from kws_search.search.select import SelectionError, pick_trial
+
+    assert OVER_BUDGET not in pick_trial(study, within=1e6, rule="fastest").user_attrs
+    with pytest.raises(SelectionError, match=f"trial {over[0].number} is over the study's "
+                                             "budgets .*never trained"):
+        pick_trial(study, over[0].number)
     # other budgets are another study
     other = study_identity(settings.data, Measures(budgets=Budgets(bytes=2400)),
                            load_space("tiny"))
