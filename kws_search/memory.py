@@ -39,20 +39,29 @@ def state_floats(config: CRNNConfig, features: FeatureConfig, window: int) -> di
 
 def peak_ram_bytes(config: CRNNConfig, features: FeatureConfig,
                    window_seconds: float = 1.0) -> int:
-    """Peak RAM of one streaming step (module docstring), in bytes."""
+    """Peak RAM of one streaming step (module docstring), in bytes: the audio block, the
+    samples the front end frames (tail + block, kept to the end for the next tail), the state
+    in and out, and the largest input + output of one stage of the step."""
     geometry = StreamGeometry.of(config, features)
     window = geometry.window_steps(window_seconds)
     state = sum(state_floats(config, features, window).values())
-    block = config.stride_time * features.hop_length
-    need = min(config.kernel_time, config.stride_time)
-    bins = features.n_fft // 2 + 1
-    samples = features.n_fft - features.hop_length + block
-    front = samples + 2 * (2 * bins * need) + config.n_mels * need
-    conv = config.n_mels * config.kernel_time + config.rnn_input
+    hop, n_fft = features.hop_length, features.n_fft
+    block = config.stride_time * hop
+    need = min(config.kernel_time, config.stride_time)  # frames of the block the conv reads
+    samples = n_fft - hop + block if n_fft > hop else 0  # tail + block, a new tensor
+    read = n_fft - hop + need * hop  # the samples those frames cover
+    sliced = read if need < config.stride_time else 0  # frames before them are skipped
+    reshaped = read if n_fft == hop else 0  # frames that do not overlap: the samples reshaped
+    spectrum = 2 * (n_fft // 2 + 1) * need  # cos and sin parts of every frame read
     gates = 3 if config.rnn == "gru" else 1
-    rnn = config.rnn_input + 2 * gates * config.hidden + config.hidden
-    head = 2 * window * (1 + config.n_classes)
-    return FLOAT * (2 * state + block + max(front, conv, rnn, head))
+    stages = (sliced + reshaped,
+              (read if sliced or reshaped else 0) + spectrum,  # the DFT
+              2 * spectrum,  # its square
+              spectrum + config.n_mels * need,  # power and mel in one product
+              config.n_mels * config.kernel_time + config.rnn_input,  # the conv
+              config.rnn_input + 2 * gates * config.hidden + config.hidden,  # one RNN layer
+              2 * window * (1 + config.n_classes))  # the window, shifted by one step
+    return FLOAT * (block + samples + 2 * state + max(stages))
 
 
 def graph_peak_bytes(path: Path | str) -> int:
