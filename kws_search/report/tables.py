@@ -123,7 +123,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
         row.update({k: v for k, v in t.user_attrs.items()
                     if k not in OBJECTIVES and k != FAIL_REASON})
         row.update({f"params_{k}": v for k, v in t.params.items()})
-        row["fail_reason"] = t.user_attrs.get(FAIL_REASON, "")
+        row[FAIL_REASON] = t.user_attrs.get(FAIL_REASON, "")
         row["datetime_start"] = t.datetime_start
         row["duration_s"] = t.duration.total_seconds() if t.duration else math.nan
         rows.append(row)
@@ -132,7 +132,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     at = measures.index("test_quality") + 1
     measures[at:at] = [c for c in CROSS_MEASURES if c in table.columns]
     head = ["number", "state", "feasible", "on_front", *OBJECTIVES, "constraint", *measures]
-    tail = ["fail_reason", "datetime_start", "duration_s"]
+    tail = [FAIL_REASON, "datetime_start", "duration_s"]
     rest = sorted(c for c in table.columns if c not in head + tail)
     extra = [c for c in rest if not c.startswith("params_")]
     params = [c for c in rest if c.startswith("params_")]
