@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws_search.commands.common import DEFAULT_DATA, DEFAULT_FESTIVAL, positive_int
+from kws_search.commands.common import (
+    DEFAULT_DATA,
+    DEFAULT_FESTIVAL,
+    non_negative_int,
+    positive_int,
+)
 from kws_search.errors import ConfigError
 
 DEFAULT_CLIPS = 24_000
@@ -33,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "--engine festival)")
     synth.add_argument("--clips", type=positive_int, default=None,
                        help=f"total clips for espeak (default: {DEFAULT_CLIPS})")
+    synth.add_argument("--test-clips", type=non_negative_int, default=None, metavar="N",
+                       help="clips of the answer split's own speakers, added to the test split "
+                            "(espeak; default: 5/3 x --clips, 40,000 for the default dataset)")
     synth.add_argument("--speakers", type=positive_int, default=40,
                        help="festival: speakers per Festival voice (default: %(default)s)")
     synth.add_argument("--keyword", default="sheila",
@@ -59,7 +67,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
     out = args.out or DEFAULT_DATA
     config = SynthConfig(keyword=args.keyword, n_clips=args.clips or DEFAULT_CLIPS,
-                         seed=args.seed, workers=args.workers)
+                         seed=args.seed, workers=args.workers, test_clips=args.test_clips)
     summary = synthesize(out, config, progress=True, overwrite=args.force)
     print(f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s")
     for split, n in summary["clips_per_split"].items():

@@ -19,6 +19,7 @@ from kws_search.data.synth import (
     CONFUSABLE_WORDS,
     SynthConfig,
     phonemes,
+    plan_clips,
     synthesize,
 )
 from kws_search.errors import ConfigError
@@ -46,7 +47,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_layout_and_audio_format(dataset: tuple[Path, dict]) -> None:
     root, summary = dataset
     clips = _clips(root)
-    assert len(clips) == TINY.n_clips == summary["clips"]
+    assert len(clips) == TINY.n_clips + TINY.answer_clips == summary["clips"]
     for path in clips:
         assert NAME.match(path.name), path
         info = sf.info(path)
@@ -59,7 +60,8 @@ def test_layout_and_audio_format(dataset: tuple[Path, dict]) -> None:
 def test_keyword_commands_and_confusables_present(dataset: tuple[Path, dict]) -> None:
     root, summary = dataset
     per_word = {p.name: len(list(p.glob("*.wav"))) for p in root.iterdir() if p.is_dir()}
-    assert per_word["sheila"] == round(TINY.n_clips * TINY.keyword_fraction)
+    assert per_word["sheila"] == (round(TINY.n_clips * TINY.keyword_fraction)
+                                  + round(TINY.answer_clips * TINY.test_keyword_fraction))
     assert all(per_word.get(w, 0) >= 1 for w in COMMAND_WORDS)
     assert sum(per_word.get(w, 0) for w in CONFUSABLE_WORDS) >= 5
     assert summary["clips_per_word"] == {w: n for w, n in per_word.items() if not
@@ -81,6 +83,26 @@ def test_splits_are_speaker_disjoint_and_hold_the_keyword(dataset: tuple[Path, d
                 for group in (train, *lists.values())]
     assert not speakers[0] & speakers[1] and not speakers[0] & speakers[2]
     assert not speakers[1] & speakers[2]
+
+
+def test_the_answer_split_adds_keyword_rich_speakers_of_its_own_to_test(
+        dataset: tuple[Path, dict]) -> None:
+    """The answer is judged on test: it gets `answer_clips` more clips, from speakers nobody
+    else has, with the keyword at `test_keyword_fraction` (it does not move a ratio of two
+    models' qualities, and keyword clips carry most errors)."""
+    root, summary = dataset
+    assert TINY.answer_clips == round(5 / 3 * TINY.n_clips)
+    base = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2, test_clips=0)
+    without = len(plan_clips(base)[2])
+    ids, splits, clips = plan_clips(TINY)
+    assert len(clips) == without + TINY.answer_clips
+    assert len(set(ids)) == len(ids)
+    test = (root / "testing_list.txt").read_text().splitlines()
+    keyword = sum(rel.startswith("sheila/") for rel in test)
+    assert summary["clips_per_split"]["test"] == len(test) > summary["clips_per_split"]["train"]
+    assert keyword / len(test) > 0.25 > TINY.keyword_fraction  # richer in keyword clips
+    with pytest.raises(ConfigError, match="test_clips"):
+        synthesize(Path("unused"), SynthConfig(test_clips=-1))
 
 
 def test_background_noise_and_metadata(dataset: tuple[Path, dict]) -> None:

@@ -34,6 +34,9 @@ REPEAT_RATE = 1.2  # mean clips per (speaker, word) pair: most once, some twice 
 # eSpeak intones a clause by its closing mark (falling, rising, exclaimed, continuing), so every
 # word is said with each tune, and a tune never tells the keyword apart
 INTONATIONS = ("", ".", "?", "!", ",")
+# answer-split clips per clip of train, validation and test: 40,000 for the default dataset,
+# which tells every finalist from the teacher within +-10% (bench/bench_resolution.py)
+ANSWER_CLIPS_PER_CLIP = 5 / 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class SynthConfig:
     val_fraction: float = 0.2  # by speaker: about 336 keyword clips, so validation separates
     test_fraction: float = 0.2  # models that differ by a few clips
     workers: int = 2
+    # The answer split: speakers of their own, added to the test split, so the answer is
+    # judged on clips no decision saw, with enough keyword clips to resolve 10% between a
+    # student and the teacher. The keyword share does not move a model's quality relative to
+    # another's (both rates scale alike), so it is high: keyword clips carry most errors.
+    test_clips: int | None = None  # None: ANSWER_CLIPS_PER_CLIP x n_clips
+    test_keyword_fraction: float = 0.3
+
+    @property
+    def answer_clips(self) -> int:
+        """Clips of the answer split's own speakers (added to the test split)."""
+        return (round(ANSWER_CLIPS_PER_CLIP * self.n_clips) if self.test_clips is None
+                else self.test_clips)
 
 
 @dataclass(frozen=True)
@@ -80,12 +95,14 @@ def check_config(cfg: SynthConfig) -> None:
             "; at least 3 keyword clips are needed (one per split)")
     if cfg.clip_seconds <= 0 or cfg.sample_rate <= 0 or cfg.workers < 1:
         raise ConfigError("clip_seconds, sample_rate and workers must be positive")
+    if cfg.answer_clips < 0 or not 0 < cfg.test_keyword_fraction < 1:
+        raise ConfigError("test_clips must be >= 0 and test_keyword_fraction in (0, 1)")
 
 
-def speaker_ids(seed: int, n: int) -> list[str]:
-    """`n` distinct 8-hex speaker ids, the same for the same seed."""
+def speaker_ids(seed: int | str, n: int, taken: set[str] = frozenset()) -> list[str]:
+    """`n` distinct 8-hex speaker ids, the same for the same seed, none of them in `taken`."""
     ids: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = set(taken)
     for i in range(n):
         salt = 0
         while True:
@@ -106,18 +123,14 @@ def _spread(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[Clip]]:
-    """Speaker ids, speakers per split, and every clip with its parameters drawn."""
+    """Speaker ids, speakers per split, and every clip with its parameters drawn: the
+    train / validation / test speakers of `n_clips`, then the answer split's own speakers
+    (`test_clips`, all in test)."""
     words = [cfg.keyword, *[w for w in COMMAND_WORDS if w != cfg.keyword]]
     n_commands = len(words) - 1
     words += [w for w in CONFUSABLE_WORDS if w not in words]
-    n_kw = round(cfg.n_clips * cfg.keyword_fraction)
-    rest = cfg.n_clips - n_kw
-    n_conf = round(rest * cfg.confusable_fraction)
-    rng = np.random.default_rng([cfg.seed, 1])
-    counts = [n_kw, *_spread(rest - n_conf, n_commands, rng),
-              *_spread(n_conf, len(words) - 1 - n_commands, rng)]
-
-    n_spk = max(3, math.ceil(cfg.n_clips / CLIPS_PER_SPEAKER), math.ceil(n_kw / REPEAT_RATE))
+    n_spk = max(3, math.ceil(cfg.n_clips / CLIPS_PER_SPEAKER),
+                math.ceil(round(cfg.n_clips * cfg.keyword_fraction) / REPEAT_RATE))
     ids = speaker_ids(cfg.seed, n_spk)
     order = np.random.default_rng([cfg.seed, 2]).permutation(n_spk)
     n_val = max(1, round(n_spk * cfg.val_fraction))
@@ -127,15 +140,41 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
     splits = {"validation": sorted(order[:n_val].tolist()),
               "test": sorted(order[n_val:n_val + n_test].tolist()),
               "train": sorted(order[n_val + n_test:].tolist())}
+    clips = _plan_speakers(cfg, words, n_commands, ids, splits, cfg.n_clips,
+                           cfg.keyword_fraction, cfg.seed)
+    if cfg.answer_clips:
+        n_answer = math.ceil(cfg.answer_clips / CLIPS_PER_SPEAKER)
+        answer_ids = speaker_ids(f"{cfg.seed}:answer", n_answer, taken=set(ids))
+        answer = {"test": list(range(len(ids), len(ids) + n_answer))}
+        ids = ids + answer_ids
+        clips += _plan_speakers(cfg, words, n_commands, ids, answer, cfg.answer_clips,
+                                cfg.test_keyword_fraction, [cfg.seed, 1000])
+        splits["test"] = splits["test"] + answer["test"]
+    return ids, splits, clips
+
+
+def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: list[str],
+                   splits: dict[str, list[int]], n_clips: int, keyword_fraction: float,
+                   seed: int | list[int]) -> list[Clip]:
+    """`n_clips` clips said by the speakers of `splits` (indices into `ids`), the keyword
+    `keyword_fraction` of them, each with its voice and rendering drawn from `seed`."""
+    seed = [seed] if isinstance(seed, int) else list(seed)
+    n_kw = round(n_clips * keyword_fraction)
+    rest = n_clips - n_kw
+    n_conf = round(rest * cfg.confusable_fraction)
+    rng = np.random.default_rng([*seed, 1])
+    counts = [n_kw, *_spread(rest - n_conf, n_commands, rng),
+              *_spread(n_conf, len(words) - 1 - n_commands, rng)]
+    speakers = sorted(s for members in splits.values() for s in members)
 
     # how often each speaker says each word: spread per split by speaker share, so every word
     # with >= 3 clips (the keyword included) reaches every split
     said: list[tuple[int, int, int]] = []  # (speaker, word index, clips)
-    rng = np.random.default_rng([cfg.seed, 3])
+    rng = np.random.default_rng([*seed, 3])
     names = list(splits)
     sizes = np.array([len(splits[s]) for s in names])
     for w, count in enumerate(counts):
-        share = count * sizes / n_spk
+        share = count * sizes / len(speakers)
         per_split = np.floor(share).astype(np.int64)
         per_split[np.argsort(-(share - per_split), kind="stable")[:count - per_split.sum()]] += 1
         for i in np.flatnonzero(per_split == 0):
@@ -152,25 +191,26 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
             said += [(int(s), w, int(k)) for s, k in zip(chosen, repeats, strict=True)]
     said.sort()
 
-    rng = np.random.default_rng([cfg.seed, 4])
+    rng = np.random.default_rng([*seed, 4])
     variants = voice_variants()
-    voices = [ACCENTS[rng.integers(len(ACCENTS))]
-              + (f"+{v}" if (v := variants[rng.integers(len(variants))]) else "")
-              for _ in range(n_spk)]
-    rates = rng.uniform(80, 240, n_spk)  # words per minute; isolated words are slow
-    pitches = rng.uniform(5, 95, n_spk)  # eSpeak's 0..99 scale, nearly all of it
-    ranges = rng.uniform(5, 99, n_spk)
-    levels = rng.uniform(-26, -3, n_spk)  # speaker loudness, dBFS peak
+    draws = {s: (ACCENTS[rng.integers(len(ACCENTS))]
+                 + (f"+{v}" if (v := variants[rng.integers(len(variants))]) else ""),
+                 rng.uniform(80, 240),  # words per minute; isolated words are slow
+                 rng.uniform(5, 95),  # pitch: eSpeak's 0..99 scale, nearly all of it
+                 rng.uniform(5, 99),  # pitch range
+                 rng.uniform(-26, -3))  # speaker loudness, dBFS peak
+             for s in speakers}
     clips: list[Clip] = []
     for s, w, k in said:
+        voice, rate, pitch, pitch_range, level = draws[s]
         for n in range(k):
             clips.append(Clip(
                 path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
-                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))], voice=voices[s],
-                rate=int(np.clip(rates[s] * np.exp(rng.normal(0, 0.06)), 80, MAX_RATE)),
-                pitch=int(np.clip(pitches[s] + rng.normal(0, 3), 0, 99)),
-                pitch_range=int(np.clip(ranges[s] + rng.normal(0, 5), 0, 99)),
+                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))], voice=voice,
+                rate=int(np.clip(rate * np.exp(rng.normal(0, 0.06)), 80, MAX_RATE)),
+                pitch=int(np.clip(pitch + rng.normal(0, 3), 0, 99)),
+                pitch_range=int(np.clip(pitch_range + rng.normal(0, 5), 0, 99)),
                 seed=int(rng.integers(2**31)),
-                gain=float(10 ** (min(-1.0, levels[s] + rng.normal(0, 2)) / 20)),
+                gain=float(10 ** (min(-1.0, level + rng.normal(0, 2)) / 20)),
                 offset=float(rng.uniform())))
-    return ids, splits, clips
+    return clips
