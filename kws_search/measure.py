@@ -76,36 +76,71 @@ def bootstrap_counts(labels: np.ndarray | torch.Tensor, resamples: int = 200,
     return np.bincount(flat, minlength=resamples * n).reshape(resamples, n)
 
 
-def bootstrap_interval(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
-                       resamples: int = 200, level: float = 0.9,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of `au_fa_fr` over clips: (5th, 95th) percentile at 0.9.
+def bootstrap_areas(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                    counts: np.ndarray) -> np.ndarray:
+    """`au_fa_fr` of every resample, [resamples], for `counts` from `bootstrap_counts`.
 
-    Each resample is a count per clip (`bootstrap_counts`), so all resamples are scored at
-    once: sort once, sum the counts of tied probabilities, and the area is the sum over
-    distinct values v < 1 of neg(v) x (pos(< v) + pos(v) / 2) / N^2, the trapezoids of
-    `au_fa_fr` (probabilities within 0..1).
+    All resamples are scored at once: sort once, sum the counts of tied probabilities, and the
+    area is the sum over distinct values v < 1 of neg(v) x (pos(< v) + pos(v) / 2) / N^2, the
+    trapezoids of `au_fa_fr` (probabilities within 0..1).
     """
     p = np.asarray(probs, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if p.shape != y.shape:
         raise ValueError(f"probs and labels differ in length: {p.shape[0]} vs {y.shape[0]}")
     if p.shape[0] == 0:
-        raise ValueError("bootstrap_interval needs at least one prediction")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be within (0, 1), got {level}")
+        raise ValueError("bootstrap needs at least one prediction")
     n = p.shape[0]
     order = np.argsort(p, kind="stable")
     sorted_p, sorted_y = p[order], y[order]
-    counts = bootstrap_counts(y, resamples, seed)[:, order]  # [resamples, clips], sorted
     starts = np.flatnonzero(np.concatenate(([True], sorted_p[1:] != sorted_p[:-1])))
-    pos = np.add.reduceat(counts * sorted_y, starts, axis=1)  # [resamples, distinct values]
-    neg = np.add.reduceat(counts * ~sorted_y, starts, axis=1)
-    pos_below = np.cumsum(pos, axis=1) - pos
     crossed = sorted_p[starts] < 1.0  # clips at p = 1 fire at every threshold
-    areas = ((neg * (pos_below + pos / 2)) * crossed).sum(axis=1) / n**2  # [resamples]
+    areas = []
+    for block in np.array_split(np.arange(counts.shape[0]), max(1, counts.size // 4_000_000)):
+        sorted_counts = counts[block][:, order]  # [resamples, clips], sorted
+        pos = np.add.reduceat(sorted_counts * sorted_y, starts, axis=1)  # [resamples, values]
+        neg = np.add.reduceat(sorted_counts * ~sorted_y, starts, axis=1)
+        pos_below = np.cumsum(pos, axis=1) - pos
+        areas.append(((neg * (pos_below + pos / 2)) * crossed).sum(axis=1) / n**2)
+    return np.concatenate(areas)
+
+
+def bootstrap_interval(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                       resamples: int = 200, level: float = 0.9,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `au_fa_fr` over clips: (5th, 95th) percentile at 0.9."""
+    _check_level(level)
+    areas = bootstrap_areas(probs, labels, bootstrap_counts(labels, resamples, seed))
+    return _percentiles(areas, level)
+
+
+def paired_ratio(probs: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor,
+                 labels: np.ndarray | torch.Tensor, resamples: int = 400, level: float = 0.9,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Quality of `probs` over the quality of `reference` on the same clips, with its paired
+    percentile bootstrap interval: (ratio, lo, hi).
+
+    Both are scored on the very same resamples of the clips, so the clips both find hard move
+    both areas together and cancel in the ratio: the interval is of the ratio, not of two
+    independent qualities.
+    """
+    _check_level(level)
+    counts = bootstrap_counts(labels, resamples, seed)
+    ratios = bootstrap_areas(probs, labels, counts) / bootstrap_areas(reference, labels, counts)
+    lo, hi = _percentiles(ratios[np.isfinite(ratios)], level)
+    return au_fa_fr(probs, labels) / au_fa_fr(reference, labels), lo, hi
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be within (0, 1), got {level}")
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    if values.size == 0:
+        return math.nan, math.nan
     tail = (1.0 - level) / 2 * 100
-    lo, hi = np.percentile(areas, [tail, 100 - tail])
+    lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
 
 
@@ -216,15 +251,9 @@ def predict_deployed(model: nn.Module, features: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits, dim=-1)[:, 1].numpy()
 
 
-def score(model: nn.Module, features: torch.Tensor, labels: torch.Tensor,
-          max_fa_rate: float = THRESHOLD_FA_RATE) -> tuple[float, float]:
-    """FA/FR area and the suggested detection threshold of `model` on one split."""
-    return score_probs(predict(model, features), labels, max_fa_rate)
-
-
 def score_probs(probs: np.ndarray, labels: np.ndarray | torch.Tensor,
                 max_fa_rate: float = THRESHOLD_FA_RATE) -> tuple[float, float]:
-    """`score` of probabilities already predicted (so callers can reuse them)."""
+    """FA/FR area and the suggested detection threshold of predicted probabilities."""
     labels = np.asarray(labels)
     return au_fa_fr(probs, labels), suggest_threshold(probs, labels, max_fa_rate)
 
@@ -235,8 +264,9 @@ def split_quality(model: nn.Module, features: torch.Tensor, labels: torch.Tensor
 
 
 def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
-    """Quality on validation (with its bootstrap 90% interval) and test, MACs, stored bytes,
-    parameters and latency of one model; quality as the exported stream computes it."""
+    """Quality on validation (with its bootstrap 90% interval), the detection threshold, MACs,
+    stored bytes, parameters and latency of one model; quality as the exported stream
+    computes it. The test split is left alone: it judges the answer (`answer_measures`)."""
     cfg = features.config
     example = features.validation[:1].float()
     probs = predict_deployed(model, features.validation)
@@ -248,10 +278,37 @@ def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet
         "val_quality_lo": quality_lo,
         "val_quality_hi": quality_hi,
         "threshold": threshold,
-        "test_quality": au_fa_fr(predict_deployed(model, features.test),
-                                 features.test_labels.numpy()),
         "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
         "bytes": stored_bytes(model),
         "params": count_parameters(float_model),
         "latency_ms": latency_ms(model, example),
     }
+
+
+def answer_measures(model: nn.Module, features: FeatureSet,
+                    teacher_probs: np.ndarray) -> dict[str, float]:
+    """The answer for one model: its quality on the test split (clips no decision saw) and
+    its ratio to the teacher's there, with the paired 90% interval of that ratio
+    (`paired_ratio`; `teacher_probs` are the teacher's on the same clips)."""
+    labels = features.test_labels.numpy()
+    probs = predict_deployed(model, features.test)
+    ratio, lo, hi = paired_ratio(probs, teacher_probs, labels)
+    return {"test_quality": au_fa_fr(probs, labels), "teacher_ratio": ratio,
+            "teacher_ratio_lo": lo, "teacher_ratio_hi": hi}
+
+
+def teacher_answer(teacher_probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The teacher's quality on the test split with its bootstrap 90% interval, and the
+    split's size (what the answer's resolution rests on)."""
+    lo, hi = bootstrap_interval(teacher_probs, labels, resamples=400)
+    return {"test_quality": au_fa_fr(teacher_probs, labels), "test_quality_lo": lo,
+            "test_quality_hi": hi, "test_clips": int(labels.size),
+            "test_keyword_clips": int(np.asarray(labels).sum())}
+
+
+def measure_teacher(model: nn.Module, features: FeatureSet) -> dict[str, Any]:
+    """`measure_model` of a teacher, and its answer on the test split (`teacher_answer`)."""
+    metrics = measure_model(model, model, features)
+    probs = predict_deployed(model, features.test)
+    metrics.update(teacher_answer(probs, features.test_labels.numpy()))
+    return metrics

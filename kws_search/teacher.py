@@ -17,7 +17,7 @@ from kws_search.distill import DistillConfig, TeacherOutputs, teacher_outputs
 from kws_search.errors import ConfigError
 from kws_search.measure import (
     au_fa_fr,
-    measure_model,
+    measure_teacher,
     predict,
 )
 from kws_search.models import CRNN, CRNNConfig
@@ -67,7 +67,7 @@ def train_teacher(features: FeatureSet, path: Path, model_config: CRNNConfig = C
         member_quality = [au_fa_fr(predict(m, val_x), val_y.numpy()) for m in copies]
     model, result = fit(features, model_config, train_config, target, progress,
                         "teacher" if members == 1 else "teacher (distilled)")
-    metrics = measure_model(model, model, features)
+    metrics = measure_teacher(model, features)
     metrics.update(train_seconds=time.perf_counter() - start, best_epoch=result.best_epoch,
                    members=members, member_val_quality=member_quality)
     extra = {"train": train_config.to_dict(), "history": result.history, "members": members}

@@ -24,7 +24,7 @@ from kws_search.checkpoint import CheckpointError, save_checkpoint
 from kws_search.data.features import FeatureSet
 from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import yaml_problem
-from kws_search.measure import measure_model
+from kws_search.measure import measure_teacher
 from kws_search.models import CRNN, CRNNConfig
 
 RENAMES = (("conv.0.", "conv."), ("gru.", "rnn."))  # seminar prefix -> ours
@@ -154,7 +154,7 @@ def import_teacher(source: Path, config: SeminarConfig, features: FeatureSet,
     model.load_state_dict(to_crnn_state(read_state_dict(source), config))
     model.eval()
     start = time.perf_counter()
-    metrics = measure_model(model, model, features)
+    metrics = measure_teacher(model, features)
     metrics.update(train_seconds=0.0, best_epoch=0, measure_seconds=time.perf_counter() - start)
     save_checkpoint(path, model, kind="teacher", model_config=config.crnn(),
                     feature_config=features.config, keyword=features.keyword,

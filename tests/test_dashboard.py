@@ -72,7 +72,7 @@ def test_dashboard_serves_study_metrics_constraints_and_attrs(tiny_study, served
         shown = served_trials[t.number]
         assert shown["constraints"] == t.system_attrs["constraints"]  # dashboard greys > 0
         attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
-        assert {"val_quality", "test_quality", "macs", "bytes", "quant"} <= set(attrs)
+        assert {"val_quality", "macs", "bytes", "quant"} <= set(attrs)
         assert float(attrs["macs"]) == t.user_attrs["macs"]
     feasible_numbers = {t.number for t in feasible_front(study)}
     assert feasible_numbers <= {t["number"] for t in detail["best_trials"]}

@@ -12,6 +12,7 @@ from kws_search.measure import (
     bootstrap_interval,
     count_macs,
     latency_ms,
+    paired_ratio,
 )
 from kws_search.models import CRNN, CRNNConfig
 
@@ -120,6 +121,27 @@ def test_bootstrap_interval_is_seeded_and_paired():
     # scores (same area on every resample) gives exactly the same interval.
     assert bootstrap_interval(probs ** 3, labels, seed=7) == first
     assert (bootstrap_counts(labels, seed=7) == bootstrap_counts(labels.copy(), seed=7)).all()
+
+
+def test_paired_ratio_of_a_student_to_the_teacher_on_the_same_clips():
+    """The answer's confidence: the ratio's interval is of the pair, so the clips both models
+    find hard cancel; it holds the ratio, narrows with clips, and one model against itself
+    (or an order-preserving change of it) is exactly 1 with no width."""
+    probs, labels = noisy_scores(4000, seed=4)
+    assert paired_ratio(probs, probs, labels) == (1.0, 1.0, 1.0)
+    assert paired_ratio(probs ** 2, probs, labels) == (1.0, 1.0, 1.0)
+    rng = np.random.default_rng(9)
+    student = np.clip(probs + rng.normal(0, 0.05, probs.size), 0, 1)  # the same hard clips
+    ratio, lo, hi = paired_ratio(student, probs, labels)
+    assert ratio == pytest.approx(au_fa_fr(student, labels) / au_fa_fr(probs, labels))
+    assert lo < ratio < hi
+    # resampled apart, the two areas' noise adds up: the paired interval is far narrower
+    a = bootstrap_interval(student, labels, resamples=400, seed=1)
+    b = bootstrap_interval(probs, labels, resamples=400, seed=2)
+    assert hi - lo < (a[1] / b[0] - a[0] / b[1]) / 2
+    few = paired_ratio(student[:400], probs[:400], labels[:400])
+    assert few[2] - few[1] > hi - lo  # fewer clips, wider
+    assert paired_ratio(student, probs, labels, seed=3) != (ratio, lo, hi)  # seeded
 
 
 def test_bootstrap_interval_rejects_bad_input():

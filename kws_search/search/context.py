@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from kws_search.checkpoint import read_checkpoint
@@ -28,6 +29,7 @@ from kws_search.measure import (
     frontend_macs,
     macs_per_second,
     predict_deployed,
+    teacher_answer,
 )
 from kws_search.memory import peak_ram_bytes
 from kws_search.search.settings import DataSettings, Measures, StudySettings
@@ -66,6 +68,7 @@ class SearchContext:
     """What every trial shares; built once per worker process."""
 
     features: FeatureSet
+    teacher: torch.nn.Module
     teacher_outputs: TeacherOutputs
     teacher_metrics: dict[str, Any]
     calibration: torch.Tensor  # [clips, n_mels, frames] for static quantization
@@ -77,6 +80,19 @@ class SearchContext:
     front_ends: dict[FeatureConfig, StudentFeatures] = field(default_factory=dict)
     # how finalists train: the teacher's own recipe (to convergence), read from its checkpoint
     final_train: TrainConfig = field(default_factory=TrainConfig)
+
+    # the teacher's keyword probabilities on the test split, predicted on first use (only
+    # finalists are judged there)
+    _test_probs: np.ndarray | None = field(default=None, repr=False)
+
+    def teacher_test_probs(self, features: FeatureSet) -> np.ndarray:
+        """The teacher's keyword probabilities on the test split of `features` (a student's
+        own front end has the same clips in the same order), for paired answers."""
+        if self._test_probs is None:
+            self._test_probs = predict_deployed(self.teacher, self.features.test)
+        if self._test_probs.shape[0] != features.test.shape[0]:
+            raise KwsSearchError("a front end's test split differs from the teacher's")
+        return self._test_probs
 
     @property
     def quality_bar(self) -> float:
@@ -141,9 +157,13 @@ def build_context(data: DataSettings, study: StudySettings, progress: bool = Tru
     for config, student in zip(fronts, own, strict=True):
         students[config] = StudentFeatures(student, student.train[0, pick].float(),
                                            crosses.get(config))
-    return SearchContext(features, outputs, metrics, features.train[0, pick].float(), artifacts,
-                         cross, measures=measures, front_ends=students,
-                         final_train=teacher_recipe(data.teacher))
+    context = SearchContext(features, teacher, outputs, metrics, features.train[0, pick].float(),
+                            artifacts, cross, measures=measures, front_ends=students,
+                            final_train=teacher_recipe(data.teacher))
+    if "test_clips" not in metrics:  # a teacher saved before the answer split was judged
+        metrics.update(teacher_answer(context.teacher_test_probs(features),
+                                      features.test_labels.numpy()))
+    return context
 
 
 def teacher_recipe(path: Path) -> TrainConfig:

@@ -24,6 +24,7 @@ from kws_search.data.features import FeatureSet
 from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import hop_latency_us
 from kws_search.measure import (
+    answer_measures,
     count_macs,
     frontend_bytes,
     frontend_macs,
@@ -138,6 +139,9 @@ def make_objective(context: SearchContext, space: SearchSpace,
         deployed = convert(calibrated, config.quant)
         train_seconds = time.perf_counter() - start
         measures = measure_model(deployed, float_twin, features)
+        if final:  # the answer: on the test split, against the teacher on the same clips
+            measures.update(answer_measures(deployed, features,
+                                            context.teacher_test_probs(own.features)))
         quality, threshold = measures["val_quality"], measures["threshold"]
         if not math.isfinite(quality):
             raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")

@@ -13,13 +13,14 @@ from optuna.trial import TrialState, create_trial
 from kws_search.distill import teacher_outputs
 from kws_search.errors import KwsSearchError
 from kws_search.geometry import StreamGeometry
-from kws_search.measure import count_macs, frontend_frame_macs
+from kws_search.measure import au_fa_fr, count_macs, frontend_frame_macs, predict_deployed
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.options import QUALITY_MARGIN
 from kws_search.quantize import quantized_structure, stored_bytes
 from kws_search.search import objective as objective_module
 from kws_search.search.attrs import DIRECTIONS, feasible
 from kws_search.search.context import SearchContext
+from kws_search.search.fidelity import FINAL_OF
 from kws_search.search.objective import make_objective
 from kws_search.search.settings import Measures
 from kws_search.search.space import parse_space
@@ -37,23 +38,30 @@ STUDENT = CRNNConfig(cnn_channels=2, kernel_time=10, stride_freq=4, hidden=4, la
 TEACHER = {"macs": 5_000_000, "frontend_macs": 1_000_000, "bytes": 200_000, "latency_ms": 2.0}
 
 
+def tiny_teacher_model() -> CRNN:
+    torch.manual_seed(0)
+    return CRNN(CRNNConfig(cnn_channels=4, hidden=8, layers=1)).eval()
+
+
 @pytest.fixture(scope="module")
 def outputs(tiny_features):
-    torch.manual_seed(0)
-    return teacher_outputs(CRNN(CRNNConfig(cnn_channels=4, hidden=8, layers=1)),
-                           tiny_features.train)
+    return teacher_outputs(tiny_teacher_model(), tiny_features.train)
 
 
 def context_for(features, outputs, val_quality: float, **measures) -> SearchContext:
     """A context with the teacher's numbers above; `measures` name fields of `Measures`."""
-    return SearchContext(features, outputs, {**TEACHER, "val_quality": val_quality},
+    return SearchContext(features, tiny_teacher_model(), outputs,
+                         {**TEACHER, "val_quality": val_quality},
                          calibration=features.train[0, :16].float(),
                          measures=Measures(**measures))
 
 
-def run_one(context: SearchContext, **optimize) -> optuna.trial.FrozenTrial:
+def run_one(context: SearchContext, final: bool = False,
+            **optimize) -> optuna.trial.FrozenTrial:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(directions=list(DIRECTIONS))
+    if final:  # a finalist: the queue marks it as one
+        study.enqueue_trial({}, user_attrs={FINAL_OF: 0})
     study.optimize(make_objective(context, parse_space(FIXED)), n_trials=1, **optimize)
     return study.get_trials()[0]
 
@@ -93,6 +101,8 @@ def test_a_student_is_sized_trained_measured_and_judged_against_the_bar(tiny_fea
     assert feasible(lenient)
     # no artifact folder, no cross set: nothing stored, nothing cross-scored
     assert "checkpoint_artifact" not in attrs and not any(k.startswith("cross_") for k in attrs)
+    # a search trial is never scored on test: that split judges the answer alone
+    assert not {"test_quality", "teacher_ratio"} & set(attrs)
 
     # The same trial against a bar nobody reaches: the same (seeded) student, now infeasible.
     strict = run_one(context_for(tiny_features, outputs, val_quality=-1.0))
@@ -108,6 +118,18 @@ def test_a_student_is_sized_trained_measured_and_judged_against_the_bar(tiny_fea
     assert tight.values == loose.values == lenient.values
     assert not feasible(tight) and feasible(loose)
     assert loose.system_attrs["constraints"] == [pytest.approx(quality - 2.0 * teacher)]
+
+
+def test_a_finalist_is_judged_on_test_against_the_teacher_on_the_same_clips(tiny_features,
+                                                                           outputs):
+    """The answer: a finalist's test quality over the teacher's, with the paired interval."""
+    trial = run_one(context_for(tiny_features, outputs, val_quality=1.0), final=True)
+    attrs = trial.user_attrs
+    labels = tiny_features.test_labels.numpy()
+    teacher = au_fa_fr(predict_deployed(tiny_teacher_model(), tiny_features.test), labels)
+    assert attrs["teacher_ratio"] == pytest.approx(attrs["test_quality"] / teacher)
+    assert attrs["teacher_ratio_lo"] <= attrs["teacher_ratio"] <= attrs["teacher_ratio_hi"]
+    assert attrs["stage"] == "final"
 
 
 def test_a_diverging_student_fails_with_its_reason_and_no_constraint(tiny_features, outputs,

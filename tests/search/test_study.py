@@ -15,7 +15,7 @@ from kws_search.search.settings import Measures
 from kws_search.search.study import feasible_front
 from kws_search.search.workers import run_search
 
-MEASURES = ("val_quality", "test_quality", "macs", "bytes", "params", "latency_ms", "quant",
+MEASURES = ("val_quality", "macs", "bytes", "params", "latency_ms", "quant",
             "speedup", "compression", "checkpoint_artifact")
 
 
@@ -33,6 +33,7 @@ def test_study_records_objectives_constraint_attributes(tiny_study):
         assert t.user_attrs["model_speedup"] == teacher["macs"] / t.user_attrs["macs"]
         assert compression == teacher["bytes"] / t.user_attrs["bytes"] > 1
         assert set(MEASURES) <= set(t.user_attrs)
+        assert "test_quality" not in t.user_attrs  # the answer's split: no decision reads it
         constraint = t.system_attrs["constraints"]
         assert constraint == [quality - study.user_attrs["quality_bar"]]
         assert feasible(t) == (quality <= study.user_attrs["quality_bar"])
