@@ -33,7 +33,7 @@ from kws_search.options import (
 from kws_search.search.attrs import BUDGET_EPOCHS
 
 HELP = """examples:
-  kws-search run --trials 200                   # GP sampler; SQLite in studies/; resumes
+  kws-search run --trials 200                   # GP then TPE; SQLite in studies/; resumes
   kws-search run --trials 50 --space tiny --study quick
   kws-search run --trials 200 --jobs 2 --sampler nsga2
   kws-search run --storage postgresql://user:pw@db-host/kws --study shared   # one per machine
@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--space", default="default",
                         help="search space: a name in search_spaces/ or a YAML path")
     parser.add_argument("--sampler", default=SAMPLERS[0], choices=SAMPLERS,
-                        help="Gaussian process (default), TPE, NSGA-II or random search (see "
-                             "docs/search.md, \"Samplers\")")
+                        help="gp-tpe (default: a Gaussian process for the first 50 trials, "
+                             "then TPE), gp, tpe, nsga2 or random (see docs/search.md, "
+                             "\"Samplers\")")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--speed", default=SPEEDS[0], choices=SPEEDS,
                         help="the speed-up objective: macs (default: teacher / student "
@@ -248,9 +249,10 @@ def run(args: argparse.Namespace) -> int:
             return
         last = p
         bar.n = min(p.complete + p.pruned, args.trials)
+        best = ({"speedup": f"{p.best_speedup:.1f}x", "compression": f"{p.best_compression:.1f}x"}
+                if p.front else {})  # nothing feasible yet: no best to show
         bar.set_postfix(pruned=p.pruned, failed=p.failed, finalists=p.finals, front=p.front,
-                        speedup=f"{p.best_speedup:.1f}x",
-                        compression=f"{p.best_compression:.1f}x")
+                        **best)
         bar.refresh()
 
     try:
@@ -271,9 +273,11 @@ def print_front(study) -> None:
         cross_text,
         curve_lines,
         interval_text,
+        ratio_text,
         study_info,
     )
     from kws_search.search.answer import front_pool
+    from kws_search.search.attrs import RATIO, RATIO_HI, RATIO_LO
     from kws_search.search.study import complete_text, feasible_front, progress_of
 
     bar = study.user_attrs.get("quality_bar", float("nan"))
@@ -297,7 +301,8 @@ def print_front(study) -> None:
                           key=lambda t: t.values[0])
         for t in complete[:3]:
             q, sp, cp = t.values
-            print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar:.2f}x the bar), "
+            print(f"  closest: trial {t.number}, quality {q:.3e} ({q / bar * margin:.2f}x the "
+                  "teacher on validation), "
                   f"speed-up {sp:.1f}x, compression {cp:.1f}x")
         within = next((lv["level"] for lv in result["levels"] if lv["students"]), None)
         closest = result["closest"]
@@ -317,8 +322,11 @@ def print_front(study) -> None:
                                             attrs.get("val_quality_hi"), ".2e"),
                    "speedup": round(t.values[1], 2), "compression": round(t.values[2], 2),
                    "quant": attrs.get("quant"), "params": attrs.get("params"),
-                   "latency_ms": round(attrs.get("latency_ms", float("nan")), 3),
-                   "test_quality": f"{attrs.get('test_quality', float('nan')):.3e}"}
+                   "latency_ms": round(attrs.get("latency_ms", float("nan")), 3)}
+            if RATIO in attrs:  # a finalist: judged on the test split against the teacher
+                row["test / teacher (90% CI)"] = ratio_text(
+                    {"ratio": attrs[RATIO], "ratio_lo": attrs.get(RATIO_LO),
+                     "ratio_hi": attrs.get(RATIO_HI)})
             if crossed:
                 row.update(cross_quality=f"{attrs.get('cross_quality', float('nan')):.3e}",
                            cross_detected=round(attrs.get("cross_detected", float("nan")), 3))

@@ -24,7 +24,8 @@ TARGET = 10.0  # the task: 10x faster and 10x smaller
 FIGURES = {"quality_vs_macs": "Quality vs MACs (Metric-FLOPs)",
            "quality_vs_bytes": "Quality vs size (Metric-Memory)",
            "speedup_vs_compression": "Network speed-up vs compression",
-           "hypervolume": "Feasible front hypervolume over trials"}
+           "hypervolume": "Feasible front hypervolume over trials",
+           "answer": "The answer: finalists' quality / teacher on test, 90% paired intervals"}
 Y_CLIP = 4.0  # quality axis shows up to this many bars; zoom out for the rest
 
 
@@ -195,6 +196,42 @@ def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
                       yaxis={"type": "log", "title": "compression: teacher bytes / student bytes"},
                       template="plotly_white",
                       legend={"orientation": "h", "y": -0.15, "itemsizing": "constant"})
+    return fig
+
+
+def answer_figure(result: dict, info: StudyInfo) -> go.Figure:
+    """Each finalist's quality over the teacher's on the test split with its paired 90%
+    interval as error bars, against network speed-up and compression, with the levels of the
+    curve: a student counts at a level when its whole bar is below the line."""
+    judged = result.get("judged") or []
+    fig = go.Figure()
+    for x, name, symbol in ((MODEL_SPEEDUP, "network speed-up", "circle"),
+                            ("compression", "compression", "diamond")):
+        rows = [j for j in judged if j.get(x) is not None and j.get("ratio_hi") is not None]
+        fig.add_trace(go.Scatter(
+            x=[j[x] for j in rows], y=[j["ratio"] for j in rows], mode="markers+text",
+            name=f"against {name}", text=[str(j["trial"]) for j in rows],
+            textposition="middle right", marker={"symbol": symbol, "size": 10},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [j["ratio_hi"] - j["ratio"] for j in rows],
+                     "arrayminus": [j["ratio"] - j["ratio_lo"] for j in rows]},
+            hovertext=[f"trial {j['trial']} (finalist of {j['final_of']}): "
+                       f"{j['ratio']:.2f}x the teacher (90% CI {j['ratio_lo']:.2f}-"
+                       f"{j['ratio_hi']:.2f}), {name} {j[x]:.2f}x" for j in rows],
+            hoverinfo="text"))
+    for level in result.get("levels") or []:
+        fig.add_hline(y=level["level"], line_dash="dot", line_color="grey",
+                      annotation_text=f"{level['level']:g}x", annotation_position="right")
+    fig.add_hline(y=1.0, line_color="gold", annotation_text="teacher",
+                  annotation_position="left")
+    clips = result.get("test_clips")
+    fig.update_layout(
+        title=f"{info.name}: {FIGURES['answer']}"
+              + (f" ({clips} test clips)" if clips else " (no finalists judged on test yet)"),
+        xaxis={"type": "log", "title": "network speed-up or compression: teacher / student"},
+        yaxis={"title": "quality / teacher's on the test split (lower is better)",
+               "rangemode": "tozero"},
+        template="plotly_white")
     return fig
 
 

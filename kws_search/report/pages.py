@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from kws_search.report.figures import (
     FIGURES,
+    answer_figure,
     history_figure,
     metric_figure,
     tradeoff_figure,
@@ -83,7 +84,8 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
     figures = {"quality_vs_macs": metric_figure(table, info, "macs"),
                "quality_vs_bytes": metric_figure(table, info, "bytes"),
                "speedup_vs_compression": tradeoff_figure(table, info),
-               "hypervolume": history_figure(hypervolume_history(table, info.quality_bar), info)}
+               "hypervolume": history_figure(hypervolume_history(table, info.quality_bar), info),
+               "answer": answer_figure(result, info)}
     for name, fig in figures.items():
         # One page per figure; they share one plotly.min.js in the folder (works offline).
         fig.write_html(folder / f"{name}.html", include_plotlyjs="directory")
@@ -108,8 +110,10 @@ def _index_html(info: StudyInfo, progress: Progress, front: pd.DataFrame,
     summary = (f"{complete_text(progress)}, {progress.pruned} stopped early (pruned at a "
                f"rung), {progress.failed} failed, {progress.finals} finalists (trained to "
                f"convergence), {progress.running} "
-               f"running; feasible front {progress.front}; best feasible speed-up "
-               f"{progress.best_speedup:.2f}x, compression {progress.best_compression:.2f}x")
+               f"running; feasible front {progress.front}" + (
+                   f"; best feasible speed-up {progress.best_speedup:.2f}x, compression "
+                   f"{progress.best_compression:.2f}x" if progress.front else
+                   " (no student within the bar yet)"))
     bar = f"{info.quality_bar:.4g}" if info.quality_bar is not None else "unknown"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>kws-search report: "
              f"{html.escape(info.name)}</title><style>body{{font-family:sans-serif;margin:2em}}"

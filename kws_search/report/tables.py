@@ -7,16 +7,17 @@ Kept apart from the figures and pages so the CLI (`run` prints the front) and th
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.options import QUALITY_MARGIN
-from kws_search.search.answer import curve, front_pool, pareto_front
+from kws_search.search.answer import curve, front_pool, pareto_front, ratio
 from kws_search.search.attrs import (
     BUDGET_EPOCHS,
     BUDGET_SAMPLES,
@@ -26,6 +27,10 @@ from kws_search.search.attrs import (
     MODEL_SPEEDUP,
     OBJECTIVES,
     PRUNED_AT,
+    RATIO,
+    RATIO_HI,
+    RATIO_LO,
+    TEST_QUALITY,
     TRAIN_SECONDS,
     feasible,
 )
@@ -33,7 +38,8 @@ from kws_search.search.budgets import LIMITS, OVER_BUDGET, show
 from kws_search.search.fidelity import is_final
 
 MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
-            "val_quality", "val_quality_lo", "val_quality_hi", "test_quality",
+            "val_quality", "val_quality_lo", "val_quality_hi", TEST_QUALITY, RATIO, RATIO_LO,
+            RATIO_HI,
             "float_val_quality", "best_epoch", "macs", "frontend_macs", MODEL_SPEEDUP,
             "bytes", "frontend_bytes", "state_dict_bytes", "peak_ram", "macs_per_second",
             OVER_BUDGET, "params", "latency_ms",
@@ -42,6 +48,7 @@ MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
 # Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
 CROSS_MEASURES = ("cross_quality", "cross_quality_norm", "cross_detected", "cross_fa")
 CI_COLUMN = "val 90% CI"  # bootstrap interval of val_quality, as `lo–hi`
+RATIO_COLUMN = "ratio 90% CI"  # paired bootstrap interval of teacher_ratio (test), `lo–hi`
 
 
 @dataclass(frozen=True)
@@ -148,14 +155,14 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
     val = front["val_quality"].astype(float)
     test = front["test_quality"].astype(float)
     front["test_val_ratio"] = (test / val.where(val > 0)).astype(float)
-    teacher_test = info.teacher.get("test_quality")
-    front["test_within_bar"] = (test <= info.margin * teacher_test
-                                if teacher_test is not None else pd.NA)
+    if RATIO in front.columns:  # finalists: quality / the teacher's on test, paired interval
+        front[RATIO_COLUMN] = [interval_text(lo, hi, ".2f") for lo, hi in
+                               zip(front[RATIO_LO], front[RATIO_HI], strict=True)]
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
     columns = ["number", "stage", BUDGET_EPOCHS, "quant", "val_quality", CI_COLUMN,
-               "test_quality", "test_val_ratio",
-               "test_within_bar", *cross, "speedup", MODEL_SPEEDUP, "compression",
+               "test_quality", "test_val_ratio", RATIO, RATIO_COLUMN, *cross, "speedup",
+               MODEL_SPEEDUP, "compression",
                "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
                "macs_per_second", "peak_ram", *params]
     return front[[c for c in columns if c in front.columns]].reset_index(drop=True)
@@ -229,54 +236,134 @@ def _covers(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def answer(study: optuna.Study) -> dict[str, Any]:
-    """The study's answer as data: per quality level (a multiple of the teacher's validation
-    quality), the best speed-up (front end included), network speed-up and compression with
-    their trials; over the finalists once there are any, else the search's complete trials."""
+    """The study's answer as data: per quality level (a multiple of the teacher's quality),
+    the best speed-up (front end included), network speed-up and compression with their
+    trials; over the finalists once there are any (judged on the test split, by the upper end
+    of each one's paired 90% interval), else the search's complete trials (on validation)."""
     trials = study.get_trials(deepcopy=False)
     pool = front_pool(trials)
     teacher = study.user_attrs.get("teacher") or {}
     quality = teacher.get("val_quality")
     rows = curve(pool, quality) if quality else []
     finals = bool(pool) and is_final(pool[0])
-    closest = min(pool, key=lambda t: t.values[0], default=None)
+    closest = min(pool, key=lambda t: ratio(t, quality)[1], default=None) if quality else None
     return {"study": study.study_name, "teacher_val_quality": quality,
+            "teacher_test_quality": teacher.get(TEST_QUALITY),
+            "teacher_test_interval": [teacher.get("test_quality_lo"),
+                                      teacher.get("test_quality_hi")],
+            "test_clips": teacher.get("test_clips"),
+            "test_keyword_clips": teacher.get("test_keyword_clips"),
+            "split": "test" if finals else "validation",
             "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
             "budgets": dict(study.user_attrs.get("budgets") or {}),
             "basis": "finalists" if finals else "search trials", "students": len(pool),
             BUDGET_EPOCHS: sorted({t.user_attrs.get(BUDGET_EPOCHS) for t in pool
                                      if t.user_attrs.get(BUDGET_EPOCHS) is not None}),
-            "closest": None if closest is None or not quality else {
-                "trial": closest.number, "times_teacher": closest.values[0] / quality,
+            "closest": None if closest is None else {
+                "trial": closest.number, "times_teacher": ratio(closest, quality)[0],
+                "times_teacher_upper": ratio(closest, quality)[1],
                 "speedup": closest.values[1], "compression": closest.values[2]},
+            "judged": [_judged(t, quality) for t in sorted(pool, key=lambda t: t.number)]
+            if finals and quality else [],
             "levels": [row.to_dict() for row in rows]}
 
 
+def _judged(trial: FrozenTrial, teacher_quality: float) -> dict[str, Any]:
+    """One finalist as the answer judges it: its ratio to the teacher with the interval."""
+    attrs = trial.user_attrs
+    return {"trial": trial.number, "final_of": attrs.get("final_of"),
+            "ratio": ratio(trial, teacher_quality)[0], "ratio_lo": attrs.get(RATIO_LO),
+            "ratio_hi": ratio(trial, teacher_quality)[1], "test_quality": attrs.get(TEST_QUALITY),
+            "val_ratio": trial.values[0] / teacher_quality, "speedup": trial.values[1],
+            MODEL_SPEEDUP: attrs.get(MODEL_SPEEDUP), "compression": trial.values[2],
+            "quant": attrs.get("quant")}
+
+
+def half_width(judged: dict[str, Any]) -> float | None:
+    """Half the width of a finalist's interval, as a share of its ratio (None: not measured)."""
+    lo, hi, ratio = judged.get("ratio_lo"), judged.get("ratio_hi"), judged.get("ratio")
+    if lo is None or hi is None or not ratio or not math.isfinite(hi - lo):
+        return None
+    return (hi - lo) / 2 / ratio
+
+
+def ratio_text(judged: dict[str, Any]) -> str:
+    """'0.85x (0.78-0.93)': a finalist's quality over the teacher's with its interval."""
+    lo, hi = judged.get("ratio_lo"), judged.get("ratio_hi")
+    if lo is None or hi is None:
+        return f"{judged['ratio']:.2f}x"
+    return f"{judged['ratio']:.2f}x ({lo:.2f}-{hi:.2f})"
+
+
 def curve_lines(result: dict[str, Any]) -> list[str]:
-    """The answer as a small text table: one row per quality level."""
-    def cell(best: dict[str, Any] | None) -> str:
-        return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
-    head = (f"the answer ({result['students']} {result['basis']}): the best student within "
-            "each multiple of the teacher's validation quality")
+    """The answer as small text tables: the finalists judged on test, then one row per
+    quality level."""
+    lines = []
+    if result.get("judged"):
+        teacher_ci = interval_text(*result["teacher_test_interval"], ".2e")
+        lines.append(f"judged on the test split ({result['test_clips']} clips, "
+                     f"{result['test_keyword_clips']} keyword; no decision saw them): teacher "
+                     f"{result['teacher_test_quality']:.3e} (90% CI {teacher_ci}); each "
+                     "finalist's quality / the teacher's, paired 90% interval")
+        rows = [("trial", "of", "quality / teacher", "on validation", "speed-up",
+                 "network speed-up", "compression", "quant")]
+        rows += [(str(j["trial"]), str(j["final_of"]), ratio_text(j), f"{j['val_ratio']:.2f}x",
+                  f"{j['speedup']:.2f}x", f"{j[MODEL_SPEEDUP] or math.nan:.2f}x",
+                  f"{j['compression']:.2f}x", str(j["quant"])) for j in result["judged"]]
+        lines += _aligned(rows)
+        widths = [half_width(j) for j in result["judged"] if half_width(j) is not None]
+        if widths:
+            lines.append(f"  the intervals span +-{statistics.median(widths):.0%} of the ratio "
+                         f"(median; widest +-{max(widths):.0%}): this split tells apart "
+                         "students that differ by more than that")
+    where = ("with 90% confidence (upper end of the interval)" if result.get("judged")
+             else "on validation")
+    lines.append(f"the answer ({result['students']} {result['basis']}): the best student within "
+                 f"each multiple of the teacher's quality, {where}")
     rows = [("quality within", "students", "speed-up", "network speed-up", "compression",
              "least peak RAM")]
     for level in result["levels"]:
-        rows.append((f"{level['level']:g}x teacher", str(level["students"]),
-                     cell(level["speedup"]), cell(level["model_speedup"]),
-                     cell(level["compression"]), _ram_text(level.get("peak_ram")) or "-"))
+        likely = level.get("likely", 0)
+        rows.append((f"{level['level']:g}x teacher",
+                     str(level["students"]) + (f" (+{likely} likely)" if likely else ""),
+                     _cell(level["speedup"]), _cell(level["model_speedup"]),
+                     _cell(level["compression"]), _ram_text(level.get("peak_ram")) or "-"))
+    lines += _aligned(rows)
+    if any(level.get("likely") for level in result["levels"]):
+        lines.append("  (+N likely): within the level by the point estimate, not yet by the "
+                     "interval's upper end; not counted")
+    return lines
+
+
+def _cell(best: dict[str, Any] | None) -> str:
+    return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [head] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-                     for r in rows]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
 
 
 def curve_markdown(result: dict[str, Any]) -> str:
-    """The answer as a Markdown table (front.md)."""
-    lines = curve_lines(result)
+    """The answer as Markdown tables (front.md): the finalists judged on test, the curve."""
+    text = ""
+    if result.get("judged"):
+        lines = curve_lines(result)
+        judged = pd.DataFrame([{
+            "trial": j["trial"], "of": j["final_of"], "quality / teacher (90% CI)": ratio_text(j),
+            "on validation": f"{j['val_ratio']:.2f}x", "speed-up": j["speedup"],
+            "network speed-up": j[MODEL_SPEEDUP], "compression": j["compression"],
+            "quant": j["quant"]} for j in result["judged"]])
+        text += f"{lines[0]}\n\n{to_markdown(judged)}\n"
+    head = next(line for line in curve_lines(result) if line.startswith("the answer"))
     table = pd.DataFrame([{
         "quality within": f"{lv['level']:g}x teacher", "students": lv["students"],
+        "likely (point estimate only)": lv.get("likely", 0),
         "speed-up": _best_text(lv["speedup"]), "network speed-up": _best_text(lv["model_speedup"]),
         "compression": _best_text(lv["compression"]),
         "least peak RAM": _ram_text(lv.get("peak_ram"))} for lv in result["levels"]])
-    return f"{lines[0]}\n\n" + (to_markdown(table) if not table.empty else "(no students)\n")
+    return text + f"{head}\n\n" + (to_markdown(table) if not table.empty else "(no students)\n")
 
 
 def _ram_text(best: dict[str, Any] | None) -> str:

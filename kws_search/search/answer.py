@@ -1,10 +1,17 @@
 """The answer a study gives: how much faster and smaller a student is at a given quality.
 
-For each quality level (a multiple of the teacher's validation quality) the curve names the
-student with the best speed-up (the whole pipeline, front end included, as the study counts
-it), the best speed-up of the networks alone (what the seeds reported), and the best
-compression, among the students within that level. Pure functions over Optuna trials, so the
-search (choosing finalists), `run`, `report` and `export` read one curve.
+For each quality level (a multiple of the teacher's quality) the curve names the student with
+the best speed-up (the whole pipeline, front end included, as the study counts it), the best
+speed-up of the networks alone (what the seeds reported), and the best compression, among the
+students within that level. Pure functions over Optuna trials, so the search (choosing
+finalists), `run`, `report` and `export` read one curve.
+
+A finalist is judged on the test split, which no decision saw, by its quality over the
+teacher's on the same clips with a paired 90% interval (`measure.paired_ratio`): it counts at
+a level only when the upper end of that interval is within it ("within 1.1x with 90%
+confidence"). One within by its point estimate alone is counted apart (`likely`). Search
+trials, which are never scored on test, are placed by validation quality over the teacher's
+(a point estimate: how finalists are chosen).
 """
 
 from __future__ import annotations
@@ -17,12 +24,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from kws_search.search.attrs import MODEL_SPEEDUP
+from kws_search.search.attrs import DIRECTIONS, MODEL_SPEEDUP, RATIO, RATIO_HI
 from kws_search.search.budgets import OVER_BUDGET
 from kws_search.search.fidelity import is_final
 
 LEVELS = (1.1, 1.25, 1.5, 2.0, 3.0)  # quality within these multiples of the teacher's
-DIRECTIONS = ("minimize", "maximize", "maximize")
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,12 @@ class Level:
     """The best students within `level` x the teacher's validation quality."""
 
     level: float
-    students: int
+    students: int  # within the level (for finalists: the upper end of the interval)
     speedup: Best | None
     model_speedup: Best | None
     compression: Best | None
     peak_ram: Best | None = None  # the least peak RAM (bytes), for device budgets
+    likely: int = 0  # within by the point estimate alone, not counted above
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,19 +84,33 @@ def _unconstrained(trial: FrozenTrial) -> FrozenTrial:
                                      user_attrs=trial.user_attrs, system_attrs=attrs)
 
 
+def ratio(trial: FrozenTrial, teacher_quality: float) -> tuple[float, float]:
+    """(point, upper end) of `trial`'s quality over the teacher's: a finalist's paired test
+    ratio and the upper end of its 90% interval, or, for a trial not judged on test, its
+    validation quality over `teacher_quality` (the teacher's validation quality) twice."""
+    attrs = trial.user_attrs
+    if RATIO in attrs and RATIO_HI in attrs and math.isfinite(attrs[RATIO_HI]):
+        return float(attrs[RATIO]), float(attrs[RATIO_HI])
+    point = trial.values[0] / teacher_quality
+    return point, point
+
+
 def curve(trials: Sequence[FrozenTrial], teacher_quality: float,
           levels: Sequence[float] = LEVELS) -> list[Level]:
     """The answer: per level, the best speed-up, network speed-up and compression among the
-    complete `trials` whose validation quality is within level x `teacher_quality`."""
+    complete `trials` within that multiple of the teacher's quality (`ratio`: the upper end of
+    a finalist's interval; validation over `teacher_quality` for a search trial)."""
+    judged = [(t, *ratio(t, teacher_quality)) for t in trials if t.values is not None]
     rows = []
     for level in levels:
-        within = [t for t in trials if t.values is not None
-                  and t.values[0] <= level * teacher_quality]
+        within = [t for t, _, upper in judged if upper <= level]
+        likely = sum(point <= level < upper for _, point, upper in judged)
         rows.append(Level(level, len(within),
                           _best(within, lambda t: t.values[1]),
                           _best(within, lambda t: t.user_attrs.get(MODEL_SPEEDUP, math.nan)),
                           _best(within, lambda t: t.values[2]),
-                          _least(within, lambda t: t.user_attrs.get("peak_ram", math.nan))))
+                          _least(within, lambda t: t.user_attrs.get("peak_ram", math.nan)),
+                          likely))
     return rows
 
 
@@ -112,20 +133,39 @@ def _least(trials: list[FrozenTrial], measure) -> Best | None:
 def pick_finalists(trials: Sequence[FrozenTrial], count: int,
                    teacher_quality: float | None = None) -> list[FrozenTrial]:
     """Up to `count` search trials to train again as the teacher was: the best quality, then
-    the students the curve names at each level (fastest, smallest, fastest network), so the
-    finalists span the curve from the largest students to the smallest. Levels are measured
-    from `teacher_quality`, or from the best student's when that is worse (at the search's
-    short budget every student may sit above the teacher's bar)."""
+    the best quality in each size band (network speed-up 2x apart), the small end first, then
+    the students the curve names, so the finalists cover the sizes from the largest students
+    to the smallest whatever the search drew most. Candidates are within the curve's widest
+    level of `teacher_quality`, or of the best student's when that is worse (at the search's
+    short budget every student may sit above the teacher's bar).
+
+    The best of a band, not its smallest student within a level: on noisy validation the
+    smallest student that scores within a level is the one most likely to have done so by luck.
+    """
     pool = [t for t in trials if t.state == TrialState.COMPLETE and not is_final(t)
             and OVER_BUDGET not in t.user_attrs]
     if not pool or count <= 0:
         return []
     best = min(pool, key=lambda t: t.values[0])
     reference = max(best.values[0], teacher_quality or 0.0)
+    candidates = [t for t in pool if t.values[0] <= LEVELS[-1] * reference]
     chosen = [best.number]
+    bands: dict[int, FrozenTrial] = {}
+    for t in candidates:
+        band = math.floor(math.log2(max(1.0, _network_speedup(t))))
+        if band not in bands or t.values[0] < bands[band].values[0]:
+            bands[band] = t
+    for band in sorted(bands, reverse=True):
+        if bands[band].number not in chosen:
+            chosen.append(bands[band].number)
     for row in curve(pool, reference):
         for named in (row.speedup, row.compression, row.model_speedup):
             if named is not None and named.trial not in chosen:
                 chosen.append(named.trial)
     by_number = {t.number: t for t in pool}
     return [by_number[n] for n in chosen[:count]]
+
+
+def _network_speedup(trial: FrozenTrial) -> float:
+    value = trial.user_attrs.get(MODEL_SPEEDUP)
+    return float(value) if value is not None and math.isfinite(value) else trial.values[1]

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
 from kws_search.options import RULES
-from kws_search.search.answer import front_pool
+from kws_search.search.answer import front_pool, ratio
 from kws_search.search.attrs import CHECKPOINT_ARTIFACT, FAIL_REASON, feasible
 from kws_search.search.budgets import OVER_BUDGET
 
@@ -24,8 +24,9 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
                min_speedup: float = 0.0, min_compression: float = 0.0,
                within: float | None = None) -> FrozenTrial:
     """Trial number `trial`, or the trial a rule prefers among those meeting targets: the
-    feasible ones, or with `within`, those whose validation quality is within that multiple of
-    the teacher's. Only students of one budget compete: the finalists once there are any.
+    feasible ones, or with `within`, those within that multiple of the teacher's quality as the
+    answer counts them (a finalist by the upper end of its paired 90% interval on test). Only
+    students of one budget compete: the finalists once there are any.
 
     Rules: `fastest` (highest speed-up), `smallest` (highest compression), `best` (lowest
     quality value), `balanced` (highest min(speed-up, compression)); ties go to better quality.
@@ -57,8 +58,8 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
                              "--within has nothing to measure against; use --trial N")
     candidates = front_pool(trials)  # never a student over a budget: none was trained
 
-    def allowed(t: FrozenTrial) -> bool:
-        return feasible(t) if within is None else t.values[0] <= within * teacher
+    def allowed(t: FrozenTrial) -> bool:  # --within: as the answer counts (`answer.ratio`)
+        return feasible(t) if within is None else ratio(t, teacher)[1] <= within
     pool = [t for t in candidates if allowed(t)
             and t.values[1] >= min_speedup and t.values[2] >= min_compression]
     if not pool:
@@ -66,9 +67,9 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
                  else f"within {within:g}x the teacher's quality")
         message = (f"no student of study {study.study_name!r} {where} reaches speed-up >= "
                    f"{min_speedup:g} and compression >= {min_compression:g}")
-        closest = min(candidates, key=lambda t: t.values[0], default=None)
+        closest = min(candidates, key=lambda t: ratio(t, teacher or 1.0)[1], default=None)
         if closest is not None and teacher:
-            times = closest.values[0] / teacher
+            times = ratio(closest, teacher)[1]
             message += (f"; the closest is trial {closest.number} at {times:.2f}x the "
                         f"teacher (speed-up {closest.values[1]:.2f}x, compression "
                         f"{closest.values[2]:.2f}x): pass --within {math.ceil(times * 10) / 10:g}"

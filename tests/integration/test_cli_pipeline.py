@@ -25,6 +25,7 @@ def test_teacher_run_export_stream(workdir, tiny_data, capsys):
     out = capsys.readouterr().out
     assert "teacher validation quality" in out
     assert "the answer (2 finalists)" in out and "1.1x teacher" in out  # trained as the teacher
+    assert "judged on the test split" in out and "quality / teacher" in out
     assert (workdir / "studies" / "t.db").is_file()
 
     # re-running the same command with a larger total resumes the study

@@ -49,7 +49,7 @@ def test_report_writes_tables_figures_and_index(tiny_study, tiny_report):
     assert set(table.loc[table["on_front"], "number"]) == front
     front_csv = pd.read_csv(tiny_report.folder / "front.csv")
     assert set(front_csv["number"]) == front
-    assert {"val_quality", "test_quality", "test_val_ratio"} <= set(front_csv.columns)
+    assert {"val_quality", "val 90% CI"} <= set(front_csv.columns)
     assert "| number |" in (tiny_report.folder / "trials.md").read_text()
     assert "front.md" in (tiny_report.folder / "index.html").read_text()
 
@@ -123,6 +123,7 @@ def test_cli_report_prints_folder_and_summary(tiny_study, tmp_path, capsys,
     answer = json.loads((out / "answer.json").read_text())
     assert [level["level"] for level in answer["levels"]] == [1.1, 1.25, 1.5, 2.0, 3.0]
     assert answer["students"] == 3 and answer["basis"] == "search trials"
+    assert answer["split"] == "validation" and answer["judged"] == []  # no finalists yet
 
 
 def test_missing_or_empty_study_is_a_clear_error(tmp_path, capsys, with_report_command):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from kws_search.search.answer import curve, front_pool, pareto_front, pick_finalists
+from kws_search.search.answer import curve, front_pool, pareto_front, pick_finalists, ratio
 from kws_search.search.fidelity import FINAL_OF
 
 TEACHER = 1.0e-4
@@ -49,6 +49,37 @@ def test_finalists_span_the_curve_from_the_best_student():
     # measured from a teacher worse than the best student, the curve reaches further
     wider = [t.number for t in pick_finalists(SEARCH, 6, teacher_quality=2.0e-4)]
     assert wider[0] == 0 and 3 in wider  # 5e-4 is within 3x a 2e-4 teacher
+
+
+def judged(n: int, ratio: float, lo: float, hi: float, speedup: float, compression: float):
+    """A finalist judged on test: its quality / the teacher's with the paired interval."""
+    trial = student(n, 1.0e-4, speedup, compression, final_of=0)
+    trial.user_attrs.update(teacher_ratio=ratio, teacher_ratio_lo=lo, teacher_ratio_hi=hi)
+    return trial
+
+
+def test_a_finalist_counts_at_a_level_only_when_its_whole_interval_is_within_it():
+    finals = [judged(10, 0.6, 0.55, 0.66, 1.0, 4.0),   # surely within 1.1x
+              judged(11, 1.0, 0.92, 1.15, 8.0, 40.0),  # within 1.1x by its point only
+              judged(12, 1.3, 1.2, 1.42, 20.0, 90.0)]  # within 1.5x with confidence
+    rows = {row.level: row for row in curve(finals, TEACHER)}
+    assert rows[1.1].students == 1 and rows[1.1].likely == 1
+    assert rows[1.1].compression.trial == 10  # 11's upper end, 1.15, is over 1.1
+    assert rows[1.25].students == 2 and rows[1.25].compression.trial == 11
+    assert rows[1.5].students == 3 and rows[1.5].likely == 0
+    assert rows[1.5].model_speedup.value == 40.0 and rows[1.5].compression.trial == 12
+    # the same students as search trials (no test ratio) are placed by validation
+    assert all(ratio(t, TEACHER) == (1.0, 1.0) for t in SEARCH[:1])
+
+
+def test_finalists_cover_the_sizes_the_small_end_first():
+    """Besides the best student, the best of each band of network speed-up (2x apart) within
+    the widest level: not only the smallest student each level names."""
+    search = [student(0, 1.0e-4, 1.0, 4.0), student(1, 1.5e-4, 5.0, 20.0),
+              student(2, 1.2e-4, 5.5, 20.0), student(3, 2.5e-4, 20.0, 60.0),
+              student(4, 2.8e-4, 22.0, 70.0)]  # model_speedup is twice these
+    chosen = [t.number for t in pick_finalists(search, 3)]
+    assert chosen == [0, 3, 2]  # best; band 32-64x: 3 beats 4; band 8-16x: 2 beats 1
 
 
 def test_once_there_are_finalists_the_front_is_theirs_alone():

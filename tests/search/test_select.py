@@ -84,6 +84,20 @@ def test_without_feasible_students_export_names_the_closest_and_within_chooses_n
         pick_trial(study, within=2)
 
 
+def test_within_counts_a_finalist_by_the_upper_end_of_its_interval_on_test():
+    """`export --within M` uses the answer's rule: a finalist judged on test is within M only
+    when its whole paired interval is, whatever its validation quality."""
+    study = optuna.create_study(study_name="judged", directions=list(DIRECTIONS))
+    study.set_user_attr("teacher", {"val_quality": 0.1})
+    for values, (ratio, lo, hi) in (([0.05, 2.0, 3.0], (0.6, 0.55, 0.66)),
+                                    ([0.09, 9.0, 9.0], (1.2, 1.1, 1.3))):  # val 0.9x: 1.2x on test
+        study.add_trial(create_trial(values=values, system_attrs={"constraints": [-0.01]},
+                                     user_attrs={"final_of": 0, "teacher_ratio": ratio,
+                                                 "teacher_ratio_lo": lo, "teacher_ratio_hi": hi}))
+    assert pick_trial(study, within=1.25, rule="fastest").number == 0  # 1.3 > 1.25
+    assert pick_trial(study, within=1.3, rule="fastest").number == 1
+
+
 def test_an_unknown_rule_names_the_rules(study):
     with pytest.raises(SelectionError, match="unknown rule 'quickest'; choose one of balanced, "
                                              "fastest, smallest, best"):
