@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SAMPLERS = ("gp", "tpe", "nsga2", "random")  # the first is the default
+SAMPLERS = ("gp-tpe", "gp", "tpe", "nsga2", "random")  # the first is the default
 RULES = ("balanced", "fastest", "smallest", "best")  # how `export` picks a trial of the front
 # the speed-up objective: MACs of the whole pipeline, of the networks alone (the seeds' and
 # older studies' measure), or measured per-hop time

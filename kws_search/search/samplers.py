@@ -13,6 +13,9 @@ from kws_search.options import SAMPLERS
 from kws_search.search.fidelity import is_final
 
 DISTINCT_TRIES = 20  # random draws to find a student the study does not hold yet
+# `gp-tpe`: the Gaussian process while the study is small, TPE once it holds this many
+# finished search trials (GP's cost per student grows with the study; TPE's hardly does)
+LATE_TRIALS = 50
 
 
 def held_students(study: optuna.Study) -> set[tuple]:
@@ -79,7 +82,12 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self.last_trial_number = trial.number
         entropy = [self._seed % 2**32, trial.number]
         seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
-        self.base = base_sampler(self.name, seed)
+        name = self.name
+        if name == "gp-tpe":
+            late = sum(t.state.is_finished() and not is_final(t)
+                       for t in study.get_trials(deepcopy=False)) >= LATE_TRIALS
+            name = "tpe" if late else "gp"
+        self.base = base_sampler(name, seed)
         self.base.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:

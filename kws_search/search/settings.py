@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kws_search.data.front_end import FeatureConfig
-from kws_search.options import FINALISTS, GRACE_PERIOD, HEARTBEAT_INTERVAL, QUALITY_MARGIN
+from kws_search.options import (
+    FINALISTS,
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    QUALITY_MARGIN,
+    SAMPLERS,
+)
 from kws_search.search.budgets import Budgets
 
 
@@ -46,7 +52,7 @@ class StudySettings:
     name: str
     storage: str
     space: str = "default"
-    sampler: str = "gp"
+    sampler: str = SAMPLERS[0]
     seed: int = 0
     trials: int = 200
     finalists: int = FINALISTS  # students of the search's front trained again as the teacher was
