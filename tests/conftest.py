@@ -26,12 +26,11 @@ TINY_FEATURES = FeatureConfig(train_variants=2, snr_low=5.0, snr_high=20.0)
 def tone_word(f0: float, f1: float, rng: np.random.Generator, length: int = SR) -> np.ndarray:
     """A 0.4-0.6 s chirp from f0 to f1 Hz at a random place in a 1 s clip."""
     dur = int(rng.uniform(0.4, 0.6) * SR)
-    t = np.arange(dur) / SR
     freq = np.linspace(f0, f1, dur) * rng.uniform(0.9, 1.1)
     wave = np.sin(2 * np.pi * np.cumsum(freq) / SR) * np.hanning(dur) * rng.uniform(0.2, 0.8)
     out = np.zeros(length, dtype=np.float32)
     start = rng.integers(0, length - dur)
-    out[start:start + dur] = wave * (1 + 0.0 * t)
+    out[start:start + dur] = wave
     return out
 
 

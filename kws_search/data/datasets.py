@@ -53,6 +53,8 @@ CLIPPED = 0.999  # a sample this close to full scale counts as clipped
 
 def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
     """Read a wav as float32 mono at `sample_rate` (stereo is mixed down, other rates resampled)."""
+    if not Path(path).is_file():
+        raise DataError(f"audio file {path} does not exist; check the path")
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for unreadable files
@@ -193,9 +195,8 @@ def load_clips(index: DatasetIndex, split: str, sample_rate: int, length: int,
                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Audio [clips, length], labels [clips] and the skipped files' relative paths of a split.
 
-    Unreadable files are skipped and logged with their count; more than 1% unreadable, or any
-    unreadable keyword clip when few exist, is an error, since the numbers would no longer mean
-    what the user thinks.
+    Unreadable files are skipped and logged with their count; more than 1% of the split
+    unreadable is an error, since the numbers would no longer mean what the user thinks.
     """
     items = index.splits[split]
     audio = np.zeros((len(items), length), dtype=np.float32)

@@ -34,7 +34,8 @@ CACHE_VERSION = 4  # 4: validation and test stored in float32, as the stream com
 
 @dataclass
 class FeatureSet:
-    """Cached features of one dataset: float16 log-mels and int64 labels per split."""
+    """Cached features of one dataset: log-mels (float16 train copies; float32 validation and
+    test, as the stream computes them) and int64 labels per split."""
 
     config: FeatureConfig
     fingerprint: str  # of the dataset

@@ -67,7 +67,6 @@ from kws_search.quantize import calibrated_structure, convert
 logger = logging.getLogger(__name__)
 
 OPSET = 18
-EXACT_MODES = ("none", "float16")  # the rest fall back to weight-only int8 (module docstring)
 # constant folding at export: only nodes with inputs up to FOLD_INPUTS elements (scalars and
 # shapes), and results up to FOLD_OUTPUTS; weights and the DFT basis stay as stored/computed
 FOLD_INPUTS, FOLD_OUTPUTS = 16, 256

@@ -219,7 +219,8 @@ class StreamingKWS(nn.Module):
 
     @torch.jit.export
     def offline(self, audio: torch.Tensor) -> torch.Tensor:
-        """Probability [] for a whole clip [samples] from a fresh state, batched over time.
+        """Probability [] for a whole clip [samples] from a fresh state, one RNN step at a
+        time as the stream runs.
 
         Attention pools over the last max_window_length steps; the stream state is untouched.
         """

@@ -60,3 +60,5 @@ def test_unreadable_and_empty_wavs_name_the_file(tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16_000)
     with pytest.raises(DataError, match="empty.wav"):
         read_wav(tmp_path / "empty.wav")
+    with pytest.raises(DataError, match="gone.wav does not exist; check the path"):
+        read_wav(tmp_path / "gone.wav")
