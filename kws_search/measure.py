@@ -126,7 +126,9 @@ def paired_ratio(probs: np.ndarray | torch.Tensor, reference: np.ndarray | torch
     """
     _check_level(level)
     counts = bootstrap_counts(labels, resamples, seed)
-    ratios = bootstrap_areas(probs, labels, counts) / bootstrap_areas(reference, labels, counts)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample the teacher gets right
+        ratios = bootstrap_areas(probs, labels, counts) / bootstrap_areas(reference, labels,
+                                                                          counts)
     lo, hi = _percentiles(ratios[np.isfinite(ratios)], level)
     return au_fa_fr(probs, labels) / au_fa_fr(reference, labels), lo, hi
 

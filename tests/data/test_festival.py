@@ -15,7 +15,7 @@ from kws_search.data.synth.festival import VOICES, FestivalConfig, plan_clips, s
 
 needs_festival = pytest.mark.skipif(
     shutil.which("festival") is None and os.environ.get("CI") != "true",
-    reason="Festival not installed (bash .ci/festival.sh); CI installs it")
+    reason="Festival not installed (sudo apt-get install festival ...); CI installs it")
 TINY = FestivalConfig(speakers_per_voice=1, clips_per_speaker=30)
 
 
@@ -42,7 +42,7 @@ def test_festival_folder_is_evaluation_only_and_repeats(tmp_path):
 
 def test_missing_festival_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(DataError, match=r"\.ci/festival\.sh"):
+    with pytest.raises(DataError, match=r"sudo apt-get install festival festvox-kallpc16k"):
         synthesize_festival(tmp_path / "out", TINY, progress=False)
     assert not (tmp_path / "out").exists()  # nothing written before the check
 

@@ -69,8 +69,8 @@ VOICES: dict[str, Voice] = {
     "ked_diphone": Voice("festvox-kdlpc16k", F0_HZ, 75.0, 200.0),
     "cmu_us_slt_arctic_hts": Voice("festvox-us-slt-hts", SEMITONES, -4.0, 4.0),
 }
-INSTALL_HINT = ("install Festival with `bash .ci/festival.sh` (Debian packages festival "
-                + " ".join(v.package for v in VOICES.values()) + ")")
+INSTALL_HINT = ("install Festival from Debian: `sudo apt-get install festival "
+                + " ".join(v.package for v in VOICES.values()) + "`")
 CHUNK_CLIPS = 200  # clips spoken by one festival process
 
 
