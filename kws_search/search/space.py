@@ -178,6 +178,22 @@ def _check_scalar(where: str, section: str, key: str, value: Any) -> Any:
     return value
 
 
+def _check_range(where: str, section: str, key: str,
+                 dist: BaseDistribution) -> BaseDistribution:
+    """Every value a distribution can draw must have the field's type: a float range for an int
+    field is refused now, not by every trial that draws from it."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        for choice in dist.choices:
+            _check_scalar(where, section, key, choice)
+    elif isinstance(dist, optuna.distributions.FloatDistribution):
+        try:
+            _check_scalar(where, section, key, 0.5)  # a float that no int field takes
+        except SearchSpaceError:
+            raise SearchSpaceError(f"{where}: a float range for a whole-number key; write "
+                                   "`type: int`") from None
+    return dist
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key written twice in one mapping (plain YAML keeps the
     last one silently, so half of a section would be lost)."""
@@ -226,7 +242,7 @@ def parse_space(text: str, name: str = "<string>") -> SearchSpace:
             elif isinstance(value, dict):
                 if sec == "fidelity":
                     raise SearchSpaceError(f"{where}: fidelity values are fixed, not searched")
-                sections[sec][key] = _distribution(where, value)
+                sections[sec][key] = _check_range(where, sec, key, _distribution(where, value))
             else:
                 sections[sec][key] = _check_scalar(where, sec, key, value)
     space = SearchSpace(name, sections, text)

@@ -48,6 +48,10 @@ def test_load_by_name():
                                             "bin of a 160-point FFT"),
     ("front_end: {n_fft: 128}", "n_fft 128 is shorter than the 160-sample hop"),
     ("model: {n_mels: 20}\nfront_end: {n_mels: 16}", "a key appears in two sections"),
+    # every value a range can draw has the key's type, checked at load time
+    ("model: {hidden: {type: float, low: 4, high: 8}}", "model.hidden: a float range for a "
+                                                        "whole-number key; write `type: int`"),
+    ("model: {layers: {type: categorical, choices: [1, 1.5]}}", "model.layers: expected int"),
 ])
 def test_bad_spaces_name_the_key(text, match):
     with pytest.raises(SearchSpaceError, match=match):
