@@ -25,6 +25,20 @@ def test_errors_are_one_line_and_nonzero(workdir, tiny_data, capsys):
     assert not (workdir / "studies" / "absent.db").exists()
 
 
+def test_a_run_refused_for_its_data_leaves_no_study_file(workdir, tiny_data, capsys):
+    """Missing folder, a folder without split lists, an unknown keyword: one line each, and
+    no empty studies/<name>.db behind."""
+    notwav = workdir / "notwav" / "sheila"
+    notwav.mkdir(parents=True)
+    for data, keyword, said in ((workdir / "missing", "sheila", "does not exist"),
+                                (notwav.parent, "sheila", "validation_list.txt is missing"),
+                                (tiny_data, "marvin2", "no folder for keyword 'marvin2'")):
+        assert main(["run", "--data", str(data), "--keyword", keyword, "--study", "r",
+                     "--teacher", str(workdir / "t.pt")]) == 1
+        assert said in capsys.readouterr().err
+        assert not (workdir / "studies" / "r.db").exists()
+
+
 def test_onnx_options_without_the_onnx_extra_say_how_to_install_it(workdir, tiny_data, capsys,
                                                                   monkeypatch):
     from kws_search.commands import export, run

@@ -182,6 +182,39 @@ def _available_memory() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The search; a run refused before its first trial leaves no new study file behind."""
+    from kws_search.errors import KwsSearchError
+
+    url = storage_url(args)
+    new_file = (Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///")
+                and not Path(url[len("sqlite:///"):]).exists() else None)
+    try:
+        return _run(args)
+    except KwsSearchError:
+        if new_file is not None:
+            _remove_if_untried(new_file, args.study)
+        raise
+
+
+def _remove_if_untried(path: Path, study: str) -> None:
+    """Delete a SQLite file this run made when its study holds no trial (and its empty
+    artifact folder)."""
+    import optuna
+
+    if not path.is_file():
+        return
+    try:
+        summaries = optuna.get_all_study_summaries(f"sqlite:///{path}")
+    except Exception:  # not a study database after all: leave it alone
+        return
+    if all(s.n_trials == 0 for s in summaries):
+        path.unlink()
+        artifacts = path.with_name(f"{study}-artifacts")
+        if artifacts.is_dir() and not any(artifacts.iterdir()):
+            artifacts.rmdir()
+
+
+def _run(args: argparse.Namespace) -> int:
     from kws_search.checkpoint import read_checkpoint
     from kws_search.data.datasets import DataError
     from kws_search.data.front_end import FeatureConfig
