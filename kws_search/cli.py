@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import warnings
 
@@ -46,10 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_negative_values(argv: list[str]) -> list[str]:
+    """`--max-bytes -5KB` as `--max-bytes=-5KB`: argparse takes a value that starts with '-'
+    and is not a plain number for an option, and would answer "expected one argument"
+    instead of saying what is wrong with the amount."""
+    out: list[str] = []
+    for word in argv:
+        if out and out[-1].startswith("--max-") and "=" not in out[-1] \
+                and re.match(r"-\.?\d", word):
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit code (errors print one line and return 1-2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_with_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         parser.print_help()
         return 2

@@ -116,6 +116,10 @@ def test_run_refuses_a_budget_out_of_reach_before_any_work(tmp_path, capsys):
     assert main(["run", "--space", "tiny", "--max-macs", "lots"]) == 1
     assert capsys.readouterr().err.strip() == ("error: --max-macs 'lots' is not an amount; "
                                                "write it like 300K")
+    # a negative amount is named as such, not taken for an option by argparse
+    assert main(["run", "--space", "tiny", "--max-bytes", "-5KB"]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: --max-bytes '-5KB' is not an "
+                                                      "amount")
 
 
 def test_peak_ram_is_counted_against_the_exported_graph(tmp_path, student_checkpoint):
