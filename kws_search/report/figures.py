@@ -78,8 +78,10 @@ def _reference_line(x: list[float], y: list[float], label: str,
 
 def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.Figure:
     """Validation quality against MACs or stored bytes, log x: teacher, bar, seeds, front."""
-    label = {"macs": "MACs per 1 s clip (log)", "bytes": "stored size, bytes (log)"}[x]
-    target = {"macs": f"{TARGET:g}x fewer MACs", "bytes": f"{TARGET:g}x smaller"}[x]
+    label = {"macs": "network MACs per 1 s clip (log; the front end's, counted in speed-up and "
+                     "--max-macs, are apart)",
+             "bytes": "stored size, bytes (log; the front end's tables apart)"}[x]
+    target = {"macs": f"{TARGET:g}x fewer network MACs", "bytes": f"{TARGET:g}x smaller"}[x]
     done = _complete(table)
     fig = go.Figure()
     grey = done[~done["feasible"].astype(bool)]
