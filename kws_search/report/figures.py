@@ -136,12 +136,13 @@ def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.F
 
 
 def _clip_quality_axis(fig: go.Figure, done: pd.DataFrame, info: StudyInfo) -> None:
-    """Keep diverged students (quality near 0.5) from squashing the region around the bar."""
+    """Keep diverged students (quality near 0.5) from squashing the region around the bar;
+    never at the cost of most of the study (a small or early study sits above it)."""
     if not info.quality_bar or done.empty:
         return
     top = Y_CLIP * info.quality_bar
     hidden = int((done["quality"] > top).sum())
-    if hidden:
+    if hidden and 2 * hidden <= len(done):
         fig.update_yaxes(range=[0, top])
         fig.update_layout(title=f"{fig.layout.title.text} ({hidden} trials above "
                                 f"{Y_CLIP:g}x the bar not shown: autoscale to see them)")

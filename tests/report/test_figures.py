@@ -21,3 +21,26 @@ def test_figures_show_teacher_bar_seeds_and_front(tiny_study, tiny_report):
     assert "teacher" in html and "seed 002 (by hand)" in html
     history = tiny_report.figures["hypervolume"].data[0]
     assert list(history.y) == sorted(history.y)  # the front only grows
+
+
+def test_the_quality_axis_hides_diverged_students_but_never_most_of_the_study():
+    import pandas as pd
+
+    from kws_search.report.figures import metric_figure
+    from kws_search.report.tables import StudyInfo
+
+    info = StudyInfo("s", {"macs": 1e6, "val_quality": 1e-3}, quality_bar=1.1e-3)
+
+    def table(qualities):
+        n = len(qualities)
+        return pd.DataFrame({"number": range(n), "state": ["COMPLETE"] * n,
+                             "feasible": [q <= 1.1e-3 for q in qualities],
+                             "on_front": [False] * n, "quality": qualities,
+                             "test_quality": [None] * n, "speedup": [2.0] * n,
+                             "compression": [3.0] * n, "macs": [5e5] * n, "bytes": [1e4] * n,
+                             "quant": ["int8"] * n})
+
+    clipped = metric_figure(table([1e-3, 1.2e-3, 2e-3, 3e-3, 0.5]), info)
+    assert "1 trials above 4x the bar not shown" in clipped.layout.title.text
+    early = metric_figure(table([1e-3, 0.3, 0.5]), info)  # most of it above: all shown
+    assert "not shown" not in early.layout.title.text
