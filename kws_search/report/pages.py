@@ -169,8 +169,11 @@ def _markdown_page(name: str, frame: pd.DataFrame, info: StudyInfo,
     if info.budgets:
         head += info.budget_text() + "\n\n"
     if name == "front":
-        head += ("test_val_ratio = test_quality / val_quality: well above 1 means the search "
-                 "picked students that fit the validation split by luck.\n\n")
+        head += ("val_ratio and teacher_ratio: quality / the teacher's on validation (where the "
+                 "search chose) and on test (clips no decision saw, with the paired 90% "
+                 "interval); a teacher_ratio well above val_ratio means the search picked a "
+                 "student that fit the validation split by luck. Test quality itself is not "
+                 "comparable to validation's: the test split holds more keyword clips.\n\n")
     if name != "front":
         return head + (to_markdown(frame) if not frame.empty else "(none yet)\n")
     if frame.empty:

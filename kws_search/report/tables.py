@@ -48,6 +48,7 @@ MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
 # Scores on the `run --cross-data` folder (other voices), recorded only; absent without it.
 CROSS_MEASURES = ("cross_quality", "cross_quality_norm", "cross_detected", "cross_fa")
 CI_COLUMN = "val 90% CI"  # bootstrap interval of val_quality, as `lo–hi`
+VAL_RATIO = "val_ratio"  # validation quality / the teacher's: what the search chose on
 RATIO_COLUMN = "ratio 90% CI"  # paired bootstrap interval of teacher_ratio (test), `lo–hi`
 
 
@@ -147,21 +148,22 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 
 def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
-    """The feasible front with test quality beside validation quality (over-fitting check),
-    the validation interval, and cross-engine quality where the study recorded it."""
+    """The feasible front with the validation interval, each finalist's ratio to the teacher
+    on test beside its ratio on validation (over-fitting check: the search chose on
+    validation), and cross-engine quality where the study recorded it."""
     front = table[table["on_front"]].sort_values("quality").copy()
     front[CI_COLUMN] = [interval_text(lo, hi) for lo, hi in
                         zip(front["val_quality_lo"], front["val_quality_hi"], strict=True)]
-    val = front["val_quality"].astype(float)
-    test = front["test_quality"].astype(float)
-    front["test_val_ratio"] = (test / val.where(val > 0)).astype(float)
+    teacher_val = info.teacher.get("val_quality")
+    if teacher_val:
+        front[VAL_RATIO] = front["val_quality"].astype(float) / teacher_val
     if RATIO in front.columns:  # finalists: quality / the teacher's on test, paired interval
         front[RATIO_COLUMN] = [interval_text(lo, hi, ".2f") for lo, hi in
                                zip(front[RATIO_LO], front[RATIO_HI], strict=True)]
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
     columns = ["number", "stage", BUDGET_EPOCHS, "quant", "val_quality", CI_COLUMN,
-               "test_quality", "test_val_ratio", RATIO, RATIO_COLUMN, *cross, "speedup",
+               VAL_RATIO, RATIO, RATIO_COLUMN, "test_quality", *cross, "speedup",
                MODEL_SPEEDUP, "compression",
                "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
                "macs_per_second", "peak_ram", *params]
