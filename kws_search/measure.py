@@ -130,7 +130,10 @@ def paired_ratio(probs: np.ndarray | torch.Tensor, reference: np.ndarray | torch
         ratios = bootstrap_areas(probs, labels, counts) / bootstrap_areas(reference, labels,
                                                                           counts)
     lo, hi = _percentiles(ratios[np.isfinite(ratios)], level)
-    return au_fa_fr(probs, labels) / au_fa_fr(reference, labels), lo, hi
+    quality, reference_quality = au_fa_fr(probs, labels), au_fa_fr(reference, labels)
+    if reference_quality == 0.0:  # a reference without an error on these clips
+        return (1.0 if quality == 0.0 else math.inf), lo, hi
+    return quality / reference_quality, lo, hi
 
 
 def _check_level(level: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,9 @@ def test_paired_ratio_of_a_student_to_the_teacher_on_the_same_clips():
     (or an order-preserving change of it) is exactly 1 with no width."""
     probs, labels = noisy_scores(4000, seed=4)
     assert paired_ratio(probs, probs, labels) == (1.0, 1.0, 1.0)
+    perfect = labels.astype(float)  # a teacher with no error: a ratio, not a ZeroDivisionError
+    assert paired_ratio(probs, perfect, labels)[0] == math.inf
+    assert paired_ratio(perfect, perfect, labels)[0] == 1.0
     assert paired_ratio(probs ** 2, probs, labels) == (1.0, 1.0, 1.0)
     rng = np.random.default_rng(9)
     student = np.clip(probs + rng.normal(0, 0.05, probs.size), 0, 1)  # the same hard clips
