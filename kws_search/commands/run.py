@@ -184,15 +184,15 @@ def _available_memory() -> int:
 def run(args: argparse.Namespace) -> int:
     """The search; a run refused before its first trial leaves no new study file behind."""
     from kws_search.errors import KwsSearchError
+    from kws_search.search.storage import sqlite_file
 
-    url = storage_url(args)
-    new_file = (Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///")
-                and not Path(url[len("sqlite:///"):]).exists() else None)
+    path = sqlite_file(storage_url(args))
+    made_here = path is not None and not path.exists()
     try:
         return _run(args)
     except KwsSearchError:
-        if new_file is not None:
-            _remove_if_untried(new_file, args.study)
+        if made_here:
+            _remove_if_untried(path, args.study)
         raise
 
 
@@ -200,6 +200,8 @@ def _remove_if_untried(path: Path, study: str) -> None:
     """Delete a SQLite file this run made when its study holds no trial (and its empty
     artifact folder)."""
     import optuna
+
+    from kws_search.search.storage import artifact_dir_for
 
     if not path.is_file():
         return
@@ -209,7 +211,7 @@ def _remove_if_untried(path: Path, study: str) -> None:
         return
     if all(s.n_trials == 0 for s in summaries):
         path.unlink()
-        artifacts = path.with_name(f"{study}-artifacts")
+        artifacts = artifact_dir_for(f"sqlite:///{path}", study)
         if artifacts.is_dir() and not any(artifacts.iterdir()):
             artifacts.rmdir()
 

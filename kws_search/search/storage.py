@@ -38,10 +38,16 @@ class StudyError(KwsSearchError, RuntimeError):
     """A study that cannot be opened or run as asked; the message says what to do."""
 
 
+def sqlite_file(storage: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL; None for other storages."""
+    return Path(storage[len("sqlite:///"):]) if storage.startswith("sqlite:///") else None
+
+
 def artifact_dir_for(storage: str, study: str) -> Path:
     """Artifact folder next to a SQLite database, else under `studies/`."""
-    if storage.startswith("sqlite:///"):
-        return Path(storage[len("sqlite:///"):]).with_name(f"{study}-artifacts")
+    path = sqlite_file(storage)
+    if path is not None:
+        return path.with_name(f"{study}-artifacts")
     return Path("studies") / f"{study}-artifacts"
 
 def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INTERVAL,
@@ -80,7 +86,7 @@ def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INT
 def load_study(study_name: str, storage: str, require_trials: bool = True) -> optuna.Study:
     """Open an existing kws-search study to read; a clear error if it is missing or empty."""
     shown = masked_url(storage)
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+    if sqlite_file(storage) is not None and not sqlite_file(storage).is_file():
         raise StudyError(f"no study database at {shown} (study {study_name!r}); run "
                          f"`kws-search run --study {study_name}` first or pass --storage")
     rdb = open_storage(storage, heartbeat=False)
