@@ -27,20 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("data", help="make or check a dataset", epilog=HELP,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    synth = actions.add_parser("synth", help="synthesize the default dataset with eSpeak NG",
+    synth = actions.add_parser("synth", help="synthesize the default dataset (eSpeak NG, "
+                               "SVOX Pico, hibari)",
                                epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    synth.add_argument("--engine", choices=("espeak", "festival"), default="espeak",
-                       help="espeak: the training dataset (default); festival: an "
+    synth.add_argument("--engine", choices=("default", "festival"), default="default",
+                       help="default: the training dataset, from --engines; festival: an "
                             "evaluation-only folder of voices nobody trains on, for "
                             "`evaluate` and `run --cross-data` (needs Debian's festival)")
     synth.add_argument("--out", type=Path, default=None,
                        help=f"folder (default: {DEFAULT_DATA}, or {DEFAULT_FESTIVAL} for "
                             "--engine festival)")
     synth.add_argument("--clips", type=positive_int, default=None,
-                       help=f"total clips for espeak (default: {DEFAULT_CLIPS})")
+                       help=f"total clips of the training dataset (default: {DEFAULT_CLIPS})")
     synth.add_argument("--test-clips", type=non_negative_int, default=None, metavar="N",
                        help="clips of the answer split's own speakers, added to the test split "
-                            "(espeak; default: 5/3 x --clips, 40,000 for the default dataset)")
+                            "(default: 5/3 x --clips, 40,000 for the default dataset)")
+    synth.add_argument("--engines", nargs="+", default=None, metavar="NAME",
+                       help="the speech engines of the training dataset, each given "
+                            "its share of the speakers (default: espeak pico hibari; one not "
+                            "installed is skipped with a line saying how to add it)")
     synth.add_argument("--speakers", type=positive_int, default=40,
                        help="festival: speakers per Festival voice (default: %(default)s)")
     synth.add_argument("--keyword", default="sheila",
@@ -67,20 +72,30 @@ def run_synth(args: argparse.Namespace) -> int:
 
     out = args.out or DEFAULT_DATA
     config = SynthConfig(keyword=args.keyword, n_clips=args.clips or DEFAULT_CLIPS,
-                         seed=args.seed, workers=args.workers, test_clips=args.test_clips)
+                         seed=args.seed, workers=args.workers, test_clips=args.test_clips,
+                         **({"engines": tuple(args.engines)} if args.engines else {}))
     summary = synthesize(out, config, progress=True, overwrite=args.force)
     print(f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s")
     for split, n in summary["clips_per_split"].items():
         print(f"  {split:10s} {n:6d} clips, {summary['keyword_clips_per_split'][split]:5d} "
               f"{args.keyword!r}")
+    for engine, made in summary["engines"].items():
+        print(f"  {engine:7s} {made['clips']:6d} clips ({made['keyword_clips']} "
+              f"{args.keyword!r}), {made['speakers']} speakers, voices "
+              f"{', '.join(made['voices'][:4])}{' ...' if len(made['voices']) > 4 else ''}; "
+              f"{made['seconds']:.0f} s of rendering")
     return 0
 
 
 def _run_festival(args: argparse.Namespace) -> int:
     from kws_search.data.synth.festival import FestivalConfig, synthesize_festival
 
+    if args.engines is not None:
+        raise ConfigError("--engines is for the training dataset; Festival's folder has its "
+                          "own voices")
     if args.clips is not None:
-        raise ConfigError("--clips is for the espeak engine; use --speakers with --engine festival")
+        raise ConfigError("--clips is for the training dataset; use --speakers with --engine "
+                          "festival")
     out = args.out or DEFAULT_FESTIVAL
     config = FestivalConfig(keyword=args.keyword, speakers_per_voice=args.speakers,
                             seed=args.seed, workers=args.workers)

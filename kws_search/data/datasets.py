@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 NOISE_DIR = "_background_noise_"
+SPEECH_DIR = "_speech_"  # running speech without the keyword (the default dataset writes it)
 MAX_SKIPPED_FRACTION = 0.01
 
 

@@ -22,6 +22,9 @@ from kws_search.data.synth import (
     plan_clips,
     synthesize,
 )
+from kws_search.data.synth.engines import convert
+from kws_search.data.synth.plan import word_phonemes
+from kws_search.data.synth.speech import SENTENCES
 from kws_search.errors import ConfigError
 
 TINY = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2)
@@ -185,3 +188,67 @@ def test_workers_do_not_load_torch() -> None:
     """Spawned workers import kws_search.data.synth; its numpy resampler keeps them lean."""
     code = "import sys, kws_search.data.synth; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_engine_speaks_in_every_split_and_synth_json_names_them(
+        dataset: tuple[Path, dict]) -> None:
+    root, summary = dataset
+    meta = json.loads((root / "synth.json").read_text())
+    assert list(meta["engines"]) == list(TINY.engines) == ["espeak", "pico", "hibari"]
+    for name, info in meta["engines"].items():
+        assert info["version"] and info["license"] and info["package"], name
+    made = summary["engines"]
+    assert sum(e["clips"] for e in made.values()) == summary["clips"]
+    assert made["pico"]["voices"] and set(made["pico"]["voices"]) <= {"en-US", "en-GB"}
+    engine_of = meta["speaker_engine"]
+    assert set(engine_of.values()) == set(TINY.engines)
+    # a bigger plan (no audio): each engine's speakers are in train, validation and test
+    ids, splits, clips = plan_clips(SynthConfig(n_clips=2000, test_clips=0))
+    for name, members in splits.items():
+        speakers = {ids[i] for i in members}
+        assert {c.engine for c in clips if c.path.split("/")[1][:8] in speakers} == \
+            {"espeak", "pico", "hibari"}, name
+
+
+def test_running_speech_from_every_engine_without_the_keyword(
+        dataset: tuple[Path, dict]) -> None:
+    root, summary = dataset
+    files = sorted((root / "_speech_").glob("*.wav"))
+    assert [p.stem for p in files] == sorted(TINY.engines)
+    for path in files:
+        audio, rate = sf.read(path, dtype="float32")
+        assert rate == 16_000 and audio.shape[0] > 60 * rate and audio.std() > 0.01, path
+    assert not any("sheila" in s.split() for s in SENTENCES)
+
+
+def test_the_keyword_is_given_to_each_engine_as_checked_phonemes() -> None:
+    assert convert("ʃˈiːlə", "hibari") == "ʃˈilə"  # its lexicon would say "Shayla"
+    assert convert("ʃˈiːlə", "pico") == "S'i:l@"
+    assert convert("ʃˈaɪlə", "hibari") == "ʃˈIlə"
+    with pytest.raises(ConfigError, match="no phoneme for 'ʀ'"):
+        convert("ʀˈiːlə", "pico")
+    spoken = word_phonemes(("espeak", "pico", "hibari"), ["sheila", "shyla"])
+    assert spoken["espeak"] == {} and spoken["hibari"]["sheila"] != spoken["hibari"]["shyla"]
+
+
+def test_a_missing_engine_is_skipped_with_one_line_and_none_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    from kws_search.data.synth import engines
+
+    real = engines.installed
+    monkeypatch.setattr(engines, "installed", lambda name: name != "pico" and real(name))
+    small = SynthConfig(n_clips=60, keyword_fraction=0.2, test_clips=0, engines=("espeak",
+                                                                                "pico"))
+    with caplog.at_level("WARNING"):
+        summary = synthesize(tmp_path / "some", small, progress=False)
+    assert list(summary["engines"]) == ["espeak"]
+    line = next(r.message for r in caplog.records if "pico" in r.message)
+    assert "not installed" in line and "[voices]" in line
+    meta = json.loads((tmp_path / "some" / "synth.json").read_text())
+    assert meta["config"]["engines"] == ["espeak"] and meta["skipped"] == [line]
+    monkeypatch.setattr(engines, "installed", lambda name: False)
+    with pytest.raises(ConfigError, match="none of the engines"):
+        synthesize(tmp_path / "none", small, progress=False)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(ConfigError, match="engines must be distinct names"):
+        synthesize(tmp_path / "bad", replace(small, engines=("espeak", "nope")))

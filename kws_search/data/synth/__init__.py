@@ -1,11 +1,13 @@
-"""The default dataset: keyword, command and confusable words spoken by eSpeak NG, offline.
+"""The default dataset: keyword, command and confusable words spoken by several speech
+engines (eSpeak NG, SVOX Pico, hibari), offline.
 
 `synthesize(root, SynthConfig(...))` writes a Speech Commands style folder. The modules:
-`espeak` (the ctypes binding), `plan` (config, words, speakers, split, every clip's draw),
-`render` (the worker that speaks and writes a chunk of clips), `noise` (background
-recordings), `dataset` (the folder, the worker pool, the lists). Files depend only on the
-seed: every random choice is drawn in the parent, and each chunk is rendered by a freshly
-loaded eSpeak with its noise seeded per clip, whatever the worker count or scheduling.
+`espeak` (the ctypes binding), `engines` (each engine behind one class, phoneme alphabets),
+`plan` (config, words, speakers, split, every clip's draw), `render` (the worker that speaks
+and writes a chunk of clips), `noise` (background recordings), `dataset` (the folder, the
+worker pool, the lists). Files depend only on the seed and the engines installed: every random
+choice is drawn in the parent, and each chunk is rendered by a freshly loaded engine with its
+noise seeded per clip, whatever the worker count or scheduling.
 """
 
 from kws_search.data.synth.dataset import prepare_root, synthesize

@@ -13,18 +13,27 @@ import logging
 import multiprocessing as mp
 import shutil
 import time
-from dataclasses import asdict
-from importlib import metadata
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from kws_search.data.datasets import NOISE_DIR, fit_length
+from kws_search.data.synth.engines import ENGINES, EXTRA_HINT, available, version
 from kws_search.data.synth.espeak import voice_variants
 from kws_search.data.synth.noise import NOISE_KINDS, noise_recording, render_babble, write_noise
-from kws_search.data.synth.plan import ACCENTS, SynthConfig, check_config, plan_clips
+from kws_search.data.synth.plan import (
+    ACCENTS,
+    Clip,
+    SynthConfig,
+    check_config,
+    draw_speaker,
+    plan_clips,
+)
 from kws_search.data.synth.render import CHUNK_CLIPS, render_chunk
+from kws_search.data.synth.speech import PASSES, SENTENCES, SPEECH_DIR, render_speech
+from kws_search.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +63,21 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
     """
     check_config(cfg)
     root = Path(root)
+    engines, skipped = available(cfg.engines)
+    for line in skipped:
+        logger.warning(line)
+    if not engines:
+        raise ConfigError(f"none of the engines {list(cfg.engines)} is installed; "
+                          f"add them with {EXTRA_HINT}")
+    cfg = replace(cfg, engines=engines)
     prepare_root(root, overwrite)
     start = time.perf_counter()
     ids, splits, clips = plan_clips(cfg)
     meta = {"config": asdict(cfg), "complete": False,
-            "espeakng_loader": metadata.version("espeakng-loader")}
+            "engines": {e: {"package": ENGINES[e].distribution, "version": version(e),
+                            "license": ENGINES[e].license, "kind": ENGINES[e].kind}
+                        for e in engines},
+            "skipped": skipped}
     (root / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     for word in sorted({c.path.split("/")[0] for c in clips}):
         (root / word).mkdir()
@@ -72,16 +91,28 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
                 int(noise_rng.uniform(140, 200)),
                 int(noise_rng.uniform(20, 80)), int(noise_rng.uniform(20, 80)),
                 int(noise_rng.integers(2**30))) for i in range(7)]
-    tasks = [(str(root), clips[i:i + CHUNK_CLIPS], cfg.sample_rate, cfg.clip_seconds)
-             for i in range(0, len(clips), CHUNK_CLIPS)]
+    tasks = []
+    for e in engines:
+        mine = [c for c in clips if c.engine == e]
+        step = CHUNK_CLIPS[e]
+        tasks += [(str(root), mine[i:i + step], cfg.sample_rate, cfg.clip_seconds)
+                  for i in range(0, len(mine), step)]
+    tasks.sort(key=lambda t: -CHUNK_CLIPS[t[1][0].engine])  # long chunks first
+    seconds_of = dict.fromkeys(engines, 0.0)
     ctx = mp.get_context("spawn")  # each worker loads its own eSpeak; no state is inherited
     with ctx.Pool(min(cfg.workers, len(tasks))) as pool, \
             tqdm(total=len(clips), unit="clip", desc="synthesizing", disable=not progress) as bar:
         babble = pool.apply_async(render_babble, ((talkers, seconds["babble"],
                                                    cfg.sample_rate),))
-        for done in pool.imap_unordered(render_chunk, tasks):
+        (root / SPEECH_DIR).mkdir()
+        speech = [pool.apply_async(render_speech, (task,))
+                  for task in speech_tasks(root, cfg, noise_rng)]
+        for engine, done, took in pool.imap_unordered(render_chunk, tasks):
+            seconds_of[engine] += took
             bar.update(done)
         babble_audio = babble.get()
+        speech_seconds = {name: (round(audio, 1), round(took, 1))
+                          for name, audio, took in (r.get() for r in speech)}
 
     (root / NOISE_DIR).mkdir()
     for kind in NOISE_KINDS:
@@ -107,9 +138,53 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
             s: sum(v == s and p.startswith(f"{cfg.keyword}/") for p, v in split_of.items())
             for s in splits},
         "noise_files": [f"{NOISE_DIR}/{k}.wav" for k in NOISE_KINDS],
+        "engines": engine_summary(clips, split_of, cfg.keyword, seconds_of),
+        "speech_files": {f"{SPEECH_DIR}/{e}.wav": audio for e, (audio, _) in
+                         speech_seconds.items()},
         "seconds": round(time.perf_counter() - start, 2),
     }
-    meta.update(complete=True, summary=summary)
+    meta.update(complete=True, summary=summary,
+                speaker_engine={ids[s]: e for s, e in sorted(_engine_of_speaker(clips, ids))})
     (root / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     logger.info("synthesized %d clips in %.1f s into %s", len(clips), summary["seconds"], root)
     return summary
+
+
+def _engine_of_speaker(clips: list[Clip], ids: list[str]) -> set[tuple[int, str]]:
+    index = {sid: i for i, sid in enumerate(ids)}
+    return {(index[c.path.split("/")[1][:8]], c.engine) for c in clips}
+
+
+def engine_summary(clips: list[Clip], split_of: dict[str, str], keyword: str,
+                   seconds_of: dict[str, float]) -> dict[str, dict]:
+    """Per engine: voices, speakers, clips (and keyword clips) per split, rendering seconds."""
+    out = {}
+    for engine, seconds in seconds_of.items():
+        mine = [c for c in clips if c.engine == engine]
+        out[engine] = {
+            "voices": sorted({c.voice for c in mine}),
+            "speakers": len({c.path.split("/")[1][:8] for c in mine}),
+            "clips": len(mine),
+            "clips_per_split": {s: sum(split_of[c.path] == s for c in mine)
+                                for s in ("train", "validation", "test")},
+            "keyword_clips": sum(c.path.startswith(f"{keyword}/") for c in mine),
+            "seconds": round(seconds, 1),  # summed over workers
+        }
+    return out
+
+
+def speech_tasks(root: Path, cfg: SynthConfig, rng: np.random.Generator) -> list[tuple]:
+    """One `render_speech` task per engine: every sentence without the keyword, `PASSES`
+    times, each line in a voice of its own."""
+    variants = voice_variants()
+    sentences = [s for s in SENTENCES if cfg.keyword not in s.split()]
+    tasks = []
+    for engine in cfg.engines:
+        lines = []
+        for _ in range(PASSES):
+            for text in sentences:
+                voice = draw_speaker(engine, variants, rng)
+                lines.append((text, voice.voice, voice.rate, voice.pitch,
+                              int(rng.integers(2**31))))
+        tasks.append((str(root), engine, lines, cfg.sample_rate))
+    return tasks

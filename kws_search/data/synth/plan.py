@@ -1,9 +1,11 @@
 """What the default dataset holds: its config, words, speakers, split, and every clip's draw.
 
-A "speaker" is one (English accent, voice variant, rate, pitch, pitch range) combination with an
+A "speaker" is one engine's voice with its own pace, pitch and loudness (for eSpeak NG an
+English accent and voice variant with a pitch range; for hibari also a formant shift), with an
 8-hex id; each says several words, and train / validation / test are split by speaker, as in
-Speech Commands. Every random choice is drawn here, in the parent process, from the seed, so
-the workers only render and the files do not depend on worker count or scheduling.
+Speech Commands, each engine's speakers spread over all three. Every random choice is drawn
+here, in the parent process, from the seed, so the workers only render and the files do not
+depend on worker count or scheduling.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from kws_search.data.synth.espeak import MAX_RATE, voice_variants
+from kws_search.data.synth.engines import ENGINES, HIBARI_VOICES, PICO_VOICES, convert
+from kws_search.data.synth.espeak import MAX_RATE, ESpeak, voice_variants
 from kws_search.errors import ConfigError
 
 COMMAND_WORDS: tuple[str, ...] = (
@@ -59,6 +63,9 @@ class SynthConfig:
     # another's (both rates scale alike), so it is high: keyword clips carry most errors.
     test_clips: int | None = None  # None: ANSWER_CLIPS_PER_CLIP x n_clips
     test_keyword_fraction: float = 0.3
+    # the speech engines, each with its share of the speakers (`engines.ENGINES`); `synthesize`
+    # drops those not installed and records what it used
+    engines: tuple[str, ...] = tuple(ENGINES)
 
     @property
     def answer_clips(self) -> int:
@@ -72,12 +79,15 @@ class Clip:
     """Everything a worker needs to render one file; all randomness already drawn."""
 
     path: str  # relative, "word/<speaker>_nohash_<n>.wav"
-    text: str
-    voice: str  # "en-us+m3"
-    rate: int
-    pitch: int
-    pitch_range: int
-    seed: int  # for the noise generators (breath, klatt)
+    text: str  # the word and its closing mark ("sheila?"), which sets the intonation
+    engine: str  # a key of `engines.ENGINES`
+    voice: str  # "en-us+m3" (espeak), "en-GB" (pico), "heart" (hibari)
+    rate: int  # words per minute (espeak), or percent of the voice's normal pace
+    pitch: int  # eSpeak's 0..99 scale (espeak), or percent of the voice's normal pitch
+    pitch_range: int  # eSpeak's 0..99 intonation range (espeak only)
+    formant: float  # formants scaled by this (hibari; 1.0 elsewhere)
+    phonemes: str  # the word in the engine's alphabet ("" = the engine reads `text`)
+    seed: int  # for the noise generators (breath, klatt, hibari's noise)
     gain: float  # peak amplitude of the word, 0..1
     offset: float  # where the word starts, as a fraction of the free space in the clip
 
@@ -97,6 +107,10 @@ def check_config(cfg: SynthConfig) -> None:
         raise ConfigError("clip_seconds, sample_rate and workers must be positive")
     if cfg.answer_clips < 0 or not 0 < cfg.test_keyword_fraction < 1:
         raise ConfigError("test_clips must be >= 0 and test_keyword_fraction in (0, 1)")
+    if not cfg.engines or len(set(cfg.engines)) != len(cfg.engines) or not set(
+            cfg.engines) <= set(ENGINES):
+        raise ConfigError(f"engines must be distinct names from {', '.join(ENGINES)}, got "
+                          f"{list(cfg.engines)}")
 
 
 def speaker_ids(seed: int | str, n: int, taken: set[str] = frozenset()) -> list[str]:
@@ -140,24 +154,26 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
     splits = {"validation": sorted(order[:n_val].tolist()),
               "test": sorted(order[n_val:n_val + n_test].tolist()),
               "train": sorted(order[n_val + n_test:].tolist())}
+    spoken = word_phonemes(cfg.engines, [cfg.keyword, *words[n_commands + 1:]])
     clips = _plan_speakers(cfg, words, n_commands, ids, splits, cfg.n_clips,
-                           cfg.keyword_fraction, cfg.seed)
+                           cfg.keyword_fraction, cfg.seed, spoken)
     if cfg.answer_clips:
         n_answer = math.ceil(cfg.answer_clips / CLIPS_PER_SPEAKER)
         answer_ids = speaker_ids(f"{cfg.seed}:answer", n_answer, taken=set(ids))
         answer = {"test": list(range(len(ids), len(ids) + n_answer))}
         ids = ids + answer_ids
         clips += _plan_speakers(cfg, words, n_commands, ids, answer, cfg.answer_clips,
-                                cfg.test_keyword_fraction, [cfg.seed, 1000])
+                                cfg.test_keyword_fraction, [cfg.seed, 1000], spoken)
         splits["test"] = splits["test"] + answer["test"]
     return ids, splits, clips
 
 
 def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: list[str],
                    splits: dict[str, list[int]], n_clips: int, keyword_fraction: float,
-                   seed: int | list[int]) -> list[Clip]:
+                   seed: int | list[int], spoken: dict[str, dict[str, str]]) -> list[Clip]:
     """`n_clips` clips said by the speakers of `splits` (indices into `ids`), the keyword
-    `keyword_fraction` of them, each with its voice and rendering drawn from `seed`."""
+    `keyword_fraction` of them, each with its engine, voice and rendering drawn from `seed`;
+    `spoken[engine][word]` are the phonemes of the words an engine must not guess."""
     seed = [seed] if isinstance(seed, int) else list(seed)
     n_kw = round(n_clips * keyword_fraction)
     rest = n_clips - n_kw
@@ -192,25 +208,86 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
     said.sort()
 
     rng = np.random.default_rng([*seed, 4])
+    engine_of = _assign_engines(cfg.engines, splits, rng)
     variants = voice_variants()
-    draws = {s: (ACCENTS[rng.integers(len(ACCENTS))]
-                 + (f"+{v}" if (v := variants[rng.integers(len(variants))]) else ""),
-                 rng.uniform(80, 240),  # words per minute; isolated words are slow
-                 rng.uniform(5, 95),  # pitch: eSpeak's 0..99 scale, nearly all of it
-                 rng.uniform(5, 99),  # pitch range
-                 rng.uniform(-26, -3))  # speaker loudness, dBFS peak
-             for s in speakers}
+    draws = {s: draw_speaker(engine_of[s], variants, rng) for s in speakers}
     clips: list[Clip] = []
     for s, w, k in said:
-        voice, rate, pitch, pitch_range, level = draws[s]
+        d = draws[s]
         for n in range(k):
+            espeak = d.engine == "espeak"
             clips.append(Clip(
                 path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
-                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))], voice=voice,
-                rate=int(np.clip(rate * np.exp(rng.normal(0, 0.06)), 80, MAX_RATE)),
-                pitch=int(np.clip(pitch + rng.normal(0, 3), 0, 99)),
-                pitch_range=int(np.clip(pitch_range + rng.normal(0, 5), 0, 99)),
+                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))],
+                engine=d.engine, voice=d.voice,
+                rate=int(np.clip(d.rate * np.exp(rng.normal(0, 0.06)),
+                                 *((80, MAX_RATE) if espeak else (50, 200)))),
+                pitch=int(np.clip(d.pitch + rng.normal(0, 3), 0, 99) if espeak
+                          else d.pitch * np.exp(rng.normal(0, 0.03))),
+                pitch_range=int(np.clip(d.pitch_range + rng.normal(0, 5), 0, 99)),
+                formant=d.formant, phonemes=spoken[d.engine].get(words[w], ""),
                 seed=int(rng.integers(2**31)),
-                gain=float(10 ** (min(-1.0, level + rng.normal(0, 2)) / 20)),
+                gain=float(10 ** (min(-1.0, d.level + rng.normal(0, 2)) / 20)),
                 offset=float(rng.uniform())))
     return clips
+
+
+class Speaker(NamedTuple):
+    engine: str
+    voice: str
+    rate: float
+    pitch: float
+    pitch_range: float
+    formant: float
+    level: float  # loudness, dBFS peak
+
+
+def _assign_engines(engines: tuple[str, ...], splits: dict[str, list[int]],
+                    rng: np.random.Generator) -> dict[int, str]:
+    """Each split's speakers shared among `engines` by their weights, so every engine speaks
+    in train, validation and test."""
+    weights = np.array([ENGINES[e].weight for e in engines])
+    bounds = np.cumsum(weights / weights.sum())
+    engine_of = {}
+    for members in splits.values():
+        order = rng.permutation(members)
+        for i, s in enumerate(order):
+            engine_of[int(s)] = engines[int(np.searchsorted(bounds, (i + 0.5) / len(order)))]
+    return engine_of
+
+
+def draw_speaker(engine: str, variants: list[str], rng: np.random.Generator) -> Speaker:
+    """One speaker of `engine`: a voice, pace, pitch and loudness (see `Clip` for the units)."""
+    level = rng.uniform(-26, -3)
+    if engine == "espeak":
+        variant = variants[rng.integers(len(variants))]
+        return Speaker(engine, ACCENTS[rng.integers(len(ACCENTS))] + (f"+{variant}" if variant
+                                                                      else ""),
+                       rng.uniform(80, 240),  # words per minute; isolated words are slow
+                       rng.uniform(5, 95),  # pitch: eSpeak's 0..99 scale, nearly all of it
+                       rng.uniform(5, 99), 1.0, level)
+    if engine == "pico":
+        return Speaker(engine, PICO_VOICES[rng.integers(len(PICO_VOICES))],
+                       rng.uniform(70, 150), rng.uniform(65, 150), 0.0, 1.0, level)
+    return Speaker(engine, HIBARI_VOICES[rng.integers(len(HIBARI_VOICES))],
+                   rng.uniform(70, 135), rng.uniform(65, 160), 0.0,
+                   float(np.exp(rng.uniform(np.log(0.85), np.log(1.2)))), level)
+
+
+def word_phonemes(engines: tuple[str, ...], words: list[str]) -> dict[str, dict[str, str]]:
+    """`words` (the keyword first, then the confusables) as each engine is given them: eSpeak
+    NG's US English phonemes in the engine's alphabet ({} for eSpeak itself, which reads the
+    text). A confusable the engine has no phoneme for is read as text; the keyword is an error."""
+    if engines == ("espeak",):
+        return {"espeak": {}}
+    with ESpeak() as es:
+        ipa = {w: es.phonemes(w, "en-us").strip() for w in words}
+    spoken: dict[str, dict[str, str]] = {e: {} for e in engines}
+    for e in engines:
+        for w, p in ipa.items() if e != "espeak" else ():
+            try:
+                spoken[e][w] = convert(p, e)
+            except ConfigError:
+                if w == words[0]:  # the keyword is never left to the engine's guess
+                    raise
+    return spoken

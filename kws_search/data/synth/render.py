@@ -1,24 +1,28 @@
-"""Turning planned clips into wav files: speak, trim, place, resample, write (the worker side).
+"""Turning planned clips into wav files: speak, trim, resample, place, write (the worker side).
 
-Each chunk of `CHUNK_CLIPS` clips is rendered by a freshly loaded copy of eSpeak NG in a worker
-process and resampled as one batch, so a file never depends on which worker made it or what
-that worker spoke before. Workers import this module by name (spawn), so it stays torch-free.
+Each chunk of clips (one engine's) is rendered by a freshly loaded engine in a worker process,
+so a file never depends on which worker made it or what that worker spoke before. Workers
+import this module by name (spawn), so it stays torch-free.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kws_search.data.datasets import fit_length
-from kws_search.data.synth.espeak import MAX_RATE, ESpeak, SynthError
+from kws_search.data.synth.engines import Espeak, Hibari, Pico, load
+from kws_search.data.synth.espeak import SynthError
 from kws_search.data.synth.plan import Clip
 
-CHUNK_CLIPS = 64  # clips rendered by one fresh copy of the library (and resampled as one batch)
+Engine = Espeak | Pico | Hibari
+# clips rendered by one freshly loaded engine: eSpeak keeps state between words, so small
+# chunks; the others load models, so larger ones
+CHUNK_CLIPS = {"espeak": 64, "pico": 256, "hibari": 256}
 
 
 class Resampler:
@@ -74,34 +78,46 @@ def fade_edges(x: np.ndarray, n: int) -> np.ndarray:
     return x
 
 
-def _speak_to_fit(es: ESpeak, clip: Clip, max_len: int) -> np.ndarray:
-    """The word, trimmed; spoken faster (or finally cropped) when longer than `max_len`."""
+def _speak_to_fit(engine: Engine, clip: Clip, max_seconds: float) -> tuple[np.ndarray, int]:
+    """The word, trimmed, and its sample rate (the engine's, shifted by the clip's formant
+    factor); spoken faster (or finally cropped) when longer than `max_seconds`."""
     rate = clip.rate
+    sample_rate = (engine.sample_rate if clip.formant == 1.0
+                   else round(engine.sample_rate * clip.formant / 100) * 100)
+    max_len = int(max_seconds * sample_rate)
     for _ in range(4):
-        seg = trim_word(es.synth(clip.text, clip.voice, rate, clip.pitch, clip.pitch_range,
-                                 clip.seed), es.sample_rate, clip.text)
-        if seg.shape[0] <= max_len or rate >= MAX_RATE:
+        raw = engine.speak(clip.text, clip.phonemes, clip.voice, rate, clip.pitch, clip.seed,
+                           **({"pitch_range": clip.pitch_range} if clip.engine == "espeak"
+                              else {}))
+        seg = trim_word(raw, sample_rate, clip.text)
+        if seg.shape[0] <= max_len or rate >= engine.max_rate:
             break
-        rate = min(MAX_RATE, math.ceil(rate * seg.shape[0] / max_len * 1.1))
+        rate = min(engine.max_rate, math.ceil(rate * seg.shape[0] / max_len * 1.1))
     if seg.shape[0] > max_len:
-        seg = fade_edges(seg[:max_len], int(0.02 * es.sample_rate))
-    return seg
+        seg = fade_edges(seg[:max_len], int(0.02 * sample_rate))
+    return seg, sample_rate
 
 
-def render_chunk(task: tuple[str, list[Clip], int, float]) -> int:
-    """Worker: render, resample and write one chunk of clips; returns how many."""
+def render_chunk(task: tuple[str, list[Clip], int, float]) -> tuple[str, int, float]:
+    """Worker: render, resample and write one chunk of clips of one engine; returns the
+    engine, how many clips and the seconds taken."""
     root, clips, sample_rate, clip_seconds = task
-    with ESpeak() as es:
-        n_native = math.ceil(clip_seconds * es.sample_rate)
-        batch = np.zeros((len(clips), n_native), dtype=np.float32)  # [clips, native samples]
+    start = time.perf_counter()
+    n_out = round(clip_seconds * sample_rate)
+    resamplers: dict[int, Resampler] = {}
+    batch = np.zeros((len(clips), n_out), dtype=np.float32)  # [clips, samples]
+    engine = load(clips[0].engine)
+    try:
         for i, clip in enumerate(clips):
-            seg = _speak_to_fit(es, clip, int(0.95 * n_native))
-            start = int(clip.offset * (n_native - seg.shape[0]))
-            batch[i, start:start + seg.shape[0]] = seg * clip.gain
-        native_rate = es.sample_rate
-    audio = fit_length(Resampler(native_rate, sample_rate)(batch),
-                       round(clip_seconds * sample_rate))  # [clips, samples]
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+            seg, native = _speak_to_fit(engine, clip, 0.95 * clip_seconds)
+            if native not in resamplers:
+                resamplers[native] = Resampler(native, sample_rate)
+            seg = resamplers[native](seg[None])[0][:n_out]
+            begin = int(clip.offset * (n_out - seg.shape[0]))
+            batch[i, begin:begin + seg.shape[0]] = seg * clip.gain
+    finally:
+        engine.close()
+    pcm = np.clip(np.round(batch * 32767.0), -32768, 32767).astype(np.int16)
     for clip, samples in zip(clips, pcm, strict=True):
         sf.write(Path(root) / clip.path, samples, sample_rate, subtype="PCM_16", format="WAV")
-    return len(clips)
+    return clips[0].engine, len(clips), time.perf_counter() - start
