@@ -67,7 +67,8 @@ def has_split_lists(root: Path) -> bool:
     return (root / "validation_list.txt").is_file() or (root / "testing_list.txt").is_file()
 
 
-def _index(root: Path, keyword: str, split: str | None) -> tuple[DatasetIndex, str]:
+def index_for(root: Path, keyword: str, split: str | None) -> tuple[DatasetIndex, str]:
+    """The folder's index and the split to score (ALL for folders without lists)."""
     if not root.is_dir():
         raise DataError(f"evaluation folder {root} does not exist; pass --data PATH to a folder "
                         "of <word>/<file>.wav clips")
@@ -94,7 +95,7 @@ def _index(root: Path, keyword: str, split: str | None) -> tuple[DatasetIndex, s
 def load_eval_set(root: Path | str, keyword: str, config: FeatureConfig,
                   split: str | None = None, noise: bool = True) -> EvalSet:
     """Read (and mix noise into) the clips to score; DataError when the folder cannot serve."""
-    index, split = _index(Path(root), keyword, split)
+    index, split = index_for(Path(root), keyword, split)
     audio, labels, skipped = load_clips(index, split, config.sample_rate, config.clip_samples)
     left_out = set(skipped)
     paths = tuple(rel for rel, _ in index.splits[split] if rel not in left_out)
@@ -220,15 +221,38 @@ def _onnx_scorer(path: Path) -> Scorer:
 
 def evaluate_file(model_path: Path | str, data: Path | str, split: str | None = None,
                   threshold: float | None = None, noise: bool = True,
-                  keyword: str | None = None) -> dict[str, Any]:
-    """Score one model file on one folder; the dict of `summarize` plus the model's name."""
-    scorer = load_scorer(model_path)
-    keyword = keyword or scorer.keyword
+                  keyword: str | None = None, hours: float | None = None,
+                  long_wav: Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Score one model file on one folder; the dict of `summarize` plus the model's name, and
+    with `hours` (a stream built from the folder) or `long_wav` (a recording without the
+    keyword) the wake-word measures under "wakeword" (see `kws_search.wakeword`)."""
+    from kws_search import wakeword
+
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold must be within 0..1, got {threshold}")
+    if hours is not None and hours <= 0:
+        raise ConfigError(f"--hours must be > 0, got {hours}")
+    if long_wav is not None and not Path(long_wav).is_file():
+        raise DataError(f"--long-wav {long_wav} does not exist; give a wav without the keyword")
+    scorer = load_scorer(model_path)
+    stream_model = (wakeword.load_stream_model(model_path)
+                    if hours is not None or long_wav is not None else None)
+    keyword = keyword or scorer.keyword
     eval_set = load_eval_set(data, keyword, scorer.feature_config, split, noise)
     probs = scorer.probabilities(eval_set.audio)
-    result = summarize(probs, eval_set, scorer.threshold if threshold is None else threshold)
+    used = scorer.threshold if threshold is None else threshold
+    result = summarize(probs, eval_set, used)
     result.update(model=str(scorer.path), kind=scorer.kind, quant=scorer.quant,
                   keyword=keyword, described=eval_set.describe())
+    if stream_model is not None:
+        rate = scorer.feature_config.sample_rate
+        if long_wav is not None:
+            stream = wakeword.stream_file(Path(long_wav), rate)
+        else:
+            index, split_name = index_for(Path(data), keyword, split)
+            negatives = [rel for rel, label in index.splits[split_name] if label == 0]
+            stream = wakeword.build_stream(index.root, negatives, index.noise_files, hours,
+                                           rate)
+        result["wakeword"] = wakeword.wakeword_measures(
+            stream_model, stream, probs[eval_set.labels == 1], used, progress)
     return result

@@ -6,13 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from kws_search.commands.common import DEFAULT_DATA, probability
+from kws_search.commands.common import DEFAULT_DATA, positive_float, probability
+from kws_search.errors import ConfigError
 
 HELP = """examples:
   kws-search evaluate checkpoints/teacher-synth.pt                  # test split of data/synth
   kws-search evaluate checkpoints/kws-trial12-stream.pt --data data/festival
   kws-search evaluate checkpoints/kws-trial12.pt --data ~/my_recordings --clean --json
   kws-search evaluate checkpoints/teacher-synth.pt --split validation --threshold 0.9
+  kws-search evaluate checkpoints/teacher-synth.pt --hours 1     # + false accepts per hour
+  kws-search evaluate checkpoints/kws-trial12-stream.pt --long-wav radio.wav
 """
 
 
@@ -40,15 +43,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--clean", action="store_true",
                         help="score clips as recorded (default: background noise of the folder "
                              "is mixed in as for the test split)")
+    parser.add_argument("--hours", type=positive_float, default=None,
+                        help="also stream this many hours without the keyword, built from the "
+                             "folder (its other words, its running speech in _speech_/, its "
+                             "noise), through the model: false accepts per hour, and the "
+                             "keyword clips missed at 0.5 and 1 per hour")
+    parser.add_argument("--long-wav", type=Path, default=None, metavar="WAV",
+                        help="the same on your own recording without the keyword")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kws_search.evaluate import evaluate_file
+    from kws_search.wakeword import describe
 
+    if args.hours is not None and args.long_wav is not None:
+        raise ConfigError("give --hours (a stream built from --data) or --long-wav, not both")
     result = evaluate_file(args.model, args.data, args.split, args.threshold,
-                           noise=not args.clean, keyword=args.keyword)
+                           noise=not args.clean, keyword=args.keyword, hours=args.hours,
+                           long_wav=args.long_wav, progress=not args.json)
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
@@ -73,4 +87,7 @@ def run(args: argparse.Namespace) -> int:
                            for s, (m, n) in list(result["misses_per_speaker"].items())[:10])
         more = len(result["misses_per_speaker"]) - 10
         print(f"  misses by speaker: {misses}" + (f" (+{more} more)" if more > 0 else ""))
+    if "wakeword" in result:
+        print("wake-word measures, streamed:")
+        print("\n".join(describe(result["wakeword"])))
     return 0
