@@ -51,18 +51,20 @@ class LongStream:
 def detection_hops(probs: np.ndarray, threshold: float, refractory_hops: int) -> list[int]:
     """The hops at which a detector fires: where `probs` first reach the threshold, then again
     every `refractory_hops` while they stay there (a device re-arms after its refractory time);
-    never within `refractory_hops` of the previous detection."""
+    never within `refractory_hops` of the previous detection. Without a refractory time, once
+    per run."""
     above = np.asarray(probs) >= threshold
     edges = np.diff(np.concatenate([[False], above, [False]]).astype(np.int8))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if refractory_hops <= 0:
+        return starts.tolist()
     fired, last = [], -refractory_hops - 1
-    step = max(1, refractory_hops)
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         hop = max(start, last + refractory_hops)
         while hop < end:
             fired.append(hop)
             last = hop
-            hop += step
+            hop += refractory_hops
     return fired
 
 

@@ -57,31 +57,22 @@ def stream_file(model_path: Path, audio_path: Path, chunk_seconds: float = 0.1) 
 
 def detections(df: pd.DataFrame, threshold: float,
                refractory_s: float = 1.0) -> list[tuple[float, float]]:
-    """(time_s, peak probability) of each run of probabilities >= threshold.
+    """(time_s, peak probability within the refractory time) of each detection, by the rule
+    false accepts per hour count with (`kws_search.wakeword.detection_hops`).
 
-    A detection is placed where its run first reaches the threshold, the moment a streaming
-    detector fires (the peak can come up to a window later, while the keyword is still in the
-    attention window); a run that starts less than `refractory_s` after the previous detection
-    is suppressed, so one spoken keyword counts once.
+    A detection is placed where the probability first reaches the threshold, the moment a
+    streaming detector fires (the peak can come up to a window later, while the keyword is
+    still in the attention window); nothing fires within `refractory_s` of it, so one spoken
+    keyword counts once.
     """
+    from kws_search.wakeword import detection_hops
+
     times = df["time_s"].to_numpy()
     probs = df["probability"].to_numpy()
-    above = probs >= threshold
-    found: list[tuple[float, float]] = []
-    last = -np.inf
-    i = 0
-    while i < len(probs):
-        if not above[i]:
-            i += 1
-            continue
-        end = i
-        while end < len(probs) and above[end]:
-            end += 1
-        if times[i] >= last + refractory_s:
-            found.append((float(times[i]), float(probs[i:end].max())))
-            last = float(times[i])
-        i = end
-    return found
+    hop_s = float(times[1] - times[0]) if len(times) > 1 else 0.01
+    window = max(1, round(refractory_s / hop_s))
+    return [(float(times[h]), float(probs[h:h + window].max()))
+            for h in detection_hops(probs, threshold, round(refractory_s / hop_s))]
 
 
 def plot_stream(df: pd.DataFrame, threshold: float, out_html: Path, title: str,

@@ -26,13 +26,16 @@ def test_festival_folder_is_evaluation_only_and_repeats(tmp_path):
     root = tmp_path / "a"
     assert summary["keyword_clips"] >= len(VOICES) and summary["speakers"] == len(VOICES)
     assert 30 * len(VOICES) <= summary["clips"] <= 31 * len(VOICES)
-    wavs = sorted(p for p in root.glob("*/*.wav") if p.parent.name != "_background_noise_")
+    wavs = sorted(p for p in root.glob("*/*.wav") if not p.parent.name.startswith("_"))
     assert len(wavs) == summary["clips"]
     audio, sr = sf.read(wavs[0])
     assert sr == 16_000 and audio.shape == (16_000,) and abs(audio).max() > 0.01
     assert not (root / "validation_list.txt").exists()
     assert json.loads((root / "synth.json").read_text())["evaluation_only"] is True
     assert len(list((root / "_background_noise_").glob("*.wav"))) == 7
+    speech, sr = sf.read(root / "_speech_" / "festival.wav")  # for false accepts per hour
+    assert sr == 16_000 and speech.shape[0] / sr == pytest.approx(summary["speech_seconds"])
+    assert summary["speech_seconds"] > 120
     with pytest.raises(DataError, match="evaluation-only"):
         scan_dataset(root, "sheila")
     synthesize_festival(tmp_path / "b", TINY, progress=False)

@@ -11,7 +11,8 @@ A speaker is one (voice, pitch, speaking rate) combination saying words drawn in
 dataset's proportions (keyword, commands, confusables), so the folder differs from the test split
 in its voices, not in how hard its words are. Every clip gets its own small pitch and rate
 jitter, gain and position, so repeated words differ. Background noise is made with
-numpy and a Festival babble, not with eSpeak.
+numpy and a Festival babble, not with eSpeak; `_speech_/festival.wav` is every voice reading
+running sentences without the keyword, for false accepts per hour (`kws_search.wakeword`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
-from kws_search.data.datasets import NOISE_DIR, DataError, fit_length
+from kws_search.data.datasets import NOISE_DIR, SPEECH_DIR, DataError, fit_length
 from kws_search.data.synth import (
     BABBLE_SENTENCES,
     COMMAND_WORDS,
@@ -47,6 +48,7 @@ from kws_search.data.synth import (
     trim_word,
     write_noise,
 )
+from kws_search.data.synth.speech import SENTENCES
 from kws_search.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -235,6 +237,18 @@ def _babble(program: str, cfg: FestivalConfig, seconds: float, rng: np.random.Ge
     return mix
 
 
+def _running_speech(program: str, cfg: FestivalConfig, rng: np.random.Generator) -> np.ndarray:
+    """Every voice reading the running-speech sentences (none holds the keyword), with pauses:
+    the audio a wake word must not fire on, in voices nobody trained on."""
+    lines = [_Clip("", s, voice, 120.0 if VOICES[voice].pitch == F0_HZ else 0.0, 1.0, 1.0, 0.0)
+             for voice in VOICES for s in SENTENCES if cfg.keyword not in s.split()]
+    parts = []
+    for clip, wav in zip(lines, _speak(program, lines, cfg.sample_rate), strict=True):
+        parts += [trim_word(wav, cfg.sample_rate, clip.text) * np.float32(rng.uniform(0.3, 0.9)),
+                  np.zeros(int(rng.uniform(0.2, 1.0) * cfg.sample_rate), np.float32)]
+    return np.concatenate(parts)
+
+
 def synthesize_festival(root: Path | str, cfg: FestivalConfig = FestivalConfig(),
                         progress: bool = True, overwrite: bool = False) -> dict:
     """Write the evaluation-only folder under `root`; return a summary (clips, speakers, s).
@@ -267,9 +281,14 @@ def synthesize_festival(root: Path | str, cfg: FestivalConfig = FestivalConfig()
         x = (fit_length(_babble(program, cfg, n / cfg.sample_rate, rng), n)
              if kind == "babble" else noise_recording(kind, n, cfg.sample_rate, rng))
         write_noise(root / NOISE_DIR / f"{kind}.wav", x, cfg.sample_rate)
+    (root / SPEECH_DIR).mkdir()
+    speech = _running_speech(program, cfg, rng)
+    sf.write(root / SPEECH_DIR / "festival.wav", np.clip(speech, -1, 1), cfg.sample_rate,
+             subtype="PCM_16", format="WAV")
     summary = {
         "clips": len(clips),
         "keyword_clips": sum(c.text == cfg.keyword for c in clips),
+        "speech_seconds": round(speech.shape[0] / cfg.sample_rate, 1),
         "speakers": cfg.speakers_per_voice * len(VOICES),
         "seconds": round(time.perf_counter() - start, 2),
     }
