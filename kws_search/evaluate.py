@@ -9,6 +9,7 @@ quality the search records; `noise=False` scores the clips as recorded.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,7 +154,40 @@ def summarize(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[st
         "data": str(eval_set.root),
         "split": eval_set.split,
         "noise": eval_set.noise,
+        "per_engine": per_engine(probs, eval_set, threshold),
     }
+
+
+def engine_of_speaker(root: Path) -> dict[str, str]:
+    """Each speaker's speech engine, from a synthesized folder's `synth.json` ({} otherwise)."""
+    meta = root / "synth.json"
+    try:
+        return dict(json.loads(meta.read_text()).get("speaker_engine", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def per_engine(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[str, dict]:
+    """Per speech engine of a synthesized folder: clips, keyword clips, detected, false alarms
+    and quality (with quality / p(1-p)), so a user sees which voices are hard."""
+    engine_of = engine_of_speaker(eval_set.root)
+    if not engine_of:
+        return {}
+    engines = np.array([engine_of.get(speaker_of(p), "?") for p in eval_set.paths])
+    labels = eval_set.labels.astype(bool)
+    out = {}
+    for engine in sorted(set(engines.tolist())):
+        mine = engines == engine
+        y, p = labels[mine], probs[mine]
+        share = float(y.mean())
+        quality = au_fa_fr(p, y) if 0 < share < 1 else float("nan")
+        out[engine] = {"clips": int(mine.sum()), "keyword_clips": int(y.sum()),
+                       "detected": int((p[y] >= threshold).sum()),
+                       "false_alarms": int((p[~y] >= threshold).sum()),
+                       "quality": quality,
+                       "quality_norm": quality / (share * (1 - share)) if 0 < share < 1
+                       else float("nan")}
+    return out
 
 
 @dataclass

@@ -100,3 +100,19 @@ def test_evaluation_only_folders_are_refused_for_training(tiny_data, tmp_path):
     with pytest.raises(DataError, match="evaluation-only"):
         scan_dataset(folder, "sheila")
     assert load_eval_set(Path(folder), "sheila", FeatureConfig()).split == "all"
+
+
+def test_a_synthesized_folder_is_also_scored_per_engine(tiny_teacher, tiny_data, tmp_path):
+    folder = tmp_path / "engines"
+    shutil.copytree(tiny_data, folder)
+    speakers = sorted({p.name.split("_nohash_")[0] for p in folder.glob("*/*.wav")
+                       if not p.parent.name.startswith("_")})
+    engine_of = {s: ("pico" if i % 2 else "espeak") for i, s in enumerate(speakers)}
+    (folder / "synth.json").write_text(json.dumps({"speaker_engine": engine_of}))
+    result = evaluate_file(tiny_teacher, folder)
+    per = result["per_engine"]
+    assert set(per) <= {"espeak", "pico"} and per
+    assert sum(e["clips"] for e in per.values()) == result["clips"]
+    assert sum(e["detected"] for e in per.values()) == result["detected"]
+    assert sum(e["false_alarms"] for e in per.values()) == result["false_alarms"]
+    assert evaluate_file(tiny_teacher, tiny_data)["per_engine"] == {}  # no synth.json

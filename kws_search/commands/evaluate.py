@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
                            for s, (m, n) in list(result["misses_per_speaker"].items())[:10])
         more = len(result["misses_per_speaker"]) - 10
         print(f"  misses by speaker: {misses}" + (f" (+{more} more)" if more > 0 else ""))
+    for engine, e in result["per_engine"].items():
+        print(f"  {engine:8s} {e['clips']:6d} clips: quality {e['quality']:.3e} (/ p(1-p) "
+              f"{e['quality_norm']:.3e}), detected {e['detected']}/{e['keyword_clips']}, false "
+              f"alarms {e['false_alarms']}/{e['clips'] - e['keyword_clips']}")
     if "wakeword" in result:
         print("wake-word measures, streamed:")
         print("\n".join(describe(result["wakeword"])))
