@@ -9,7 +9,6 @@ quality the search records; `noise=False` scores the clips as recorded.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from kws_search.data.datasets import (
     NOISE_DIR,
     DataError,
     DatasetIndex,
+    engine_of_speaker,
     evaluation_only,
     load_clips,
     load_noise,
@@ -156,15 +156,6 @@ def summarize(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[st
         "noise": eval_set.noise,
         "per_engine": per_engine(probs, eval_set, threshold),
     }
-
-
-def engine_of_speaker(root: Path) -> dict[str, str]:
-    """Each speaker's speech engine, from a synthesized folder's `synth.json` ({} otherwise)."""
-    meta = root / "synth.json"
-    try:
-        return dict(json.loads(meta.read_text()).get("speaker_engine", {}))
-    except (OSError, ValueError):
-        return {}
 
 
 def per_engine(probs: np.ndarray, eval_set: EvalSet, threshold: float) -> dict[str, dict]:

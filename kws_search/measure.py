@@ -290,30 +290,51 @@ def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet
     }
 
 
+def quality_by_group(probs: np.ndarray, labels: np.ndarray,
+                     groups: np.ndarray | None) -> dict[str, float]:
+    """FA/FR area per group of clips (a synthesized split's speech engines); {} without
+    groups, NaN for a group without both classes."""
+    if groups is None:
+        return {}
+    labels = np.asarray(labels)
+    out = {}
+    for group in sorted(set(groups.tolist())):
+        mine = groups == group
+        y = labels[mine]
+        out[str(group)] = (au_fa_fr(probs[mine], y) if 0 < y.sum() < y.size
+                           else float("nan"))
+    return out
+
+
 def answer_measures(model: nn.Module, features: FeatureSet,
-                    teacher_probs: np.ndarray) -> dict[str, float]:
+                    teacher_probs: np.ndarray) -> dict[str, Any]:
     """The answer for one model: its quality on the test split (clips no decision saw) and
     its ratio to the teacher's there, with the paired 90% interval of that ratio
-    (`paired_ratio`; `teacher_probs` are the teacher's on the same clips)."""
+    (`paired_ratio`; `teacher_probs` are the teacher's on the same clips); and its quality
+    per speech engine of the split when the features know them (`test_engines`)."""
     labels = features.test_labels.numpy()
     probs = predict_deployed(model, features.test)
     ratio, lo, hi = paired_ratio(probs, teacher_probs, labels)
     return {"test_quality": au_fa_fr(probs, labels), "teacher_ratio": ratio,
-            "teacher_ratio_lo": lo, "teacher_ratio_hi": hi}
+            "teacher_ratio_lo": lo, "teacher_ratio_hi": hi,
+            "test_quality_by_engine": quality_by_group(probs, labels, features.test_engines)}
 
 
-def teacher_answer(teacher_probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """The teacher's quality on the test split with its bootstrap 90% interval, and the
-    split's size (what the answer's resolution rests on)."""
+def teacher_answer(teacher_probs: np.ndarray, labels: np.ndarray,
+                   engines: np.ndarray | None = None) -> dict[str, Any]:
+    """The teacher's quality on the test split with its bootstrap 90% interval, the split's
+    size (what the answer's resolution rests on), and its quality per speech engine."""
     lo, hi = bootstrap_interval(teacher_probs, labels, resamples=400)
     return {"test_quality": au_fa_fr(teacher_probs, labels), "test_quality_lo": lo,
             "test_quality_hi": hi, "test_clips": int(labels.size),
-            "test_keyword_clips": int(np.asarray(labels).sum())}
+            "test_keyword_clips": int(np.asarray(labels).sum()),
+            "test_quality_by_engine": quality_by_group(teacher_probs, labels, engines)}
 
 
 def measure_teacher(model: nn.Module, features: FeatureSet) -> dict[str, Any]:
     """`measure_model` of a teacher, and its answer on the test split (`teacher_answer`)."""
     metrics = measure_model(model, model, features)
     probs = predict_deployed(model, features.test)
-    metrics.update(teacher_answer(probs, features.test_labels.numpy()))
+    metrics.update(teacher_answer(probs, features.test_labels.numpy(),
+                                  features.test_engines))
     return metrics

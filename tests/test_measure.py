@@ -154,3 +154,19 @@ def test_bootstrap_interval_rejects_bad_input():
         bootstrap_interval(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="level"):
         bootstrap_interval(np.zeros(3), np.zeros(3), level=1.5)
+
+
+def test_quality_by_group_scores_each_engine_on_its_own_clips() -> None:
+    from kws_search.measure import au_fa_fr, quality_by_group
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    probs = np.clip(labels * 0.6 + rng.normal(0.2, 0.2, 400), 0, 1)
+    groups = np.array(["espeak", "pico"] * 200)
+    probs[groups == "pico"] = rng.uniform(size=200)  # pico's clips: a guess
+    by = quality_by_group(probs, labels, groups)
+    assert set(by) == {"espeak", "pico"}
+    assert by["espeak"] == au_fa_fr(probs[::2], labels[::2]) < by["pico"]
+    assert quality_by_group(probs, labels, None) == {}
+    only_keyword = quality_by_group(probs[:2], np.array([1, 1]), np.array(["x", "x"]))
+    assert np.isnan(only_keyword["x"])

@@ -103,6 +103,31 @@ def word_folders(root: Path, keyword: str) -> tuple[str, ...]:
     return words
 
 
+def engine_of_speaker(root: Path) -> dict[str, str]:
+    """Each speaker's speech engine, from a synthesized folder's `synth.json` ({} otherwise)."""
+    try:
+        return dict(json.loads((Path(root) / "synth.json").read_text())
+                    .get("speaker_engine", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def test_engines(root: Path | str, keyword: str, count: int) -> np.ndarray | None:
+    """The speech engine of each test clip of a synthesized folder, in the order the feature
+    cache holds them (`scan_dataset`'s: word folders, then files, sorted); None for a folder
+    that does not record engines, or when `count` (the cached clips) says some were skipped."""
+    root = Path(root)
+    engine_of = engine_of_speaker(root)
+    if not engine_of or not (root / "testing_list.txt").is_file():
+        return None
+    words = set(word_folders(root, keyword))
+    listed = sorted(tuple(rel.split("/", 1)) for rel in _read_list(root, "testing_list.txt")
+                     if rel.split("/", 1)[0] in words and (root / rel).is_file())
+    if len(listed) != count:
+        return None
+    return np.array([engine_of.get(name.split("_nohash_")[0], "?") for _, name in listed])
+
+
 def evaluation_only(root: Path) -> bool:
     """True for folders made for scoring only (`kws-search data synth --engine festival`)."""
     meta = root / "synth.json"

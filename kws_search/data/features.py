@@ -22,7 +22,13 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from kws_search.data import augment
-from kws_search.data.datasets import DatasetIndex, load_clips, load_noise, scan_dataset
+from kws_search.data.datasets import (
+    DatasetIndex,
+    load_clips,
+    load_noise,
+    scan_dataset,
+    test_engines,
+)
 from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.errors import ConfigError
 from kws_search.files import write_atomic
@@ -47,6 +53,9 @@ class FeatureSet:
     test: torch.Tensor
     test_labels: torch.Tensor
     train_words: torch.Tensor | None = None  # [clips] word folder index of each train clip
+    # [clips] speech engine of each test clip of a synthesized folder (not cached: read from
+    # its synth.json on load); None for other folders
+    test_engines: np.ndarray | None = None
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed features and labels of `validation` or `test`."""
@@ -252,4 +261,7 @@ def prepare_feature_sets(root: Path | str, keyword: str, configs: list[FeatureCo
         for i, features in zip(missing, computed, strict=True):
             save_features(features, paths[i])
             sets[i] = features
+    engines = test_engines(index.root, keyword, sets[0].test.shape[0])
+    for features in sets:
+        features.test_engines = engines
     return sets  # type: ignore[return-value]

@@ -21,6 +21,7 @@ from kws_search.search.answer import curve, front_pool, pareto_front, ratio
 from kws_search.search.attrs import (
     BUDGET_EPOCHS,
     BUDGET_SAMPLES,
+    BY_ENGINE,
     CHECKPOINT_ARTIFACT,
     CONSTRAINTS_KEY,
     FAIL_REASON,
@@ -255,6 +256,7 @@ def answer(study: optuna.Study) -> dict[str, Any]:
                                       teacher.get("test_quality_hi")],
             "test_clips": teacher.get("test_clips"),
             "test_keyword_clips": teacher.get("test_keyword_clips"),
+            "teacher_test_by_engine": dict(teacher.get(BY_ENGINE) or {}),
             "split": "test" if finals else "validation",
             "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
             "budgets": dict(study.user_attrs.get("budgets") or {}),
@@ -278,7 +280,25 @@ def _judged(trial: FrozenTrial, teacher_quality: float) -> dict[str, Any]:
             "ratio_hi": ratio(trial, teacher_quality)[1], "test_quality": attrs.get(TEST_QUALITY),
             "val_ratio": trial.values[0] / teacher_quality, "speedup": trial.values[1],
             MODEL_SPEEDUP: attrs.get(MODEL_SPEEDUP), "compression": trial.values[2],
-            "quant": attrs.get("quant")}
+            "quant": attrs.get("quant"), "test_by_engine": dict(attrs.get(BY_ENGINE) or {})}
+
+
+def engine_lines(result: dict[str, Any]) -> list[str]:
+    """Test quality per speech engine of the teacher and each finalist, and each one's ratio
+    to the teacher's on that engine: which voices are hard (a synthesized dataset only)."""
+    teacher = result.get("teacher_test_by_engine") or {}
+    if not teacher or not result.get("judged"):
+        return []
+    engines = sorted(teacher)
+    rows = [("model", *engines)]
+    rows.append(("teacher", *(f"{teacher[e]:.2e}" for e in engines)))
+    for j in result["judged"]:
+        mine = j.get("test_by_engine") or {}
+        rows.append((f"trial {j['trial']}", *(
+            f"{mine[e]:.2e} ({mine[e] / teacher[e]:.2f}x)" if e in mine and teacher[e] > 0
+            else "-" for e in engines)))
+    return ["test quality per speech engine (and / the teacher's on the same engine)",
+            *_aligned(rows)]
 
 
 def half_width(judged: dict[str, Any]) -> float | None:
@@ -318,6 +338,7 @@ def curve_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"  the intervals span +-{statistics.median(widths):.0%} of the ratio "
                          f"(median; widest +-{max(widths):.0%}): this split tells apart "
                          "students that differ by more than that")
+        lines += engine_lines(result)
     where = ("with 90% confidence (upper end of the interval)" if result.get("judged")
              else "on validation")
     lines.append(f"the answer ({result['students']} {result['basis']}): the best student within "

@@ -26,6 +26,7 @@ MODEL_SPEEDUP = "model_speedup"  # the networks' MACs alone, teacher / student
 CHECKPOINT_ARTIFACT = "checkpoint_artifact"  # the artifact id of the trained student
 # The answer, on the test split (clips no decision saw), for the teacher and the finalists only:
 TEST_QUALITY = "test_quality"
+BY_ENGINE = "test_quality_by_engine"  # {engine: test quality} on a synthesized dataset
 RATIO = "teacher_ratio"  # test quality / the teacher's, on the same clips
 RATIO_LO, RATIO_HI = "teacher_ratio_lo", "teacher_ratio_hi"  # its paired 90% interval
 

@@ -160,9 +160,10 @@ def build_context(data: DataSettings, study: StudySettings, progress: bool = Tru
     context = SearchContext(features, teacher, outputs, metrics, features.train[0, pick].float(),
                             artifacts, cross, measures=measures, front_ends=students,
                             final_train=teacher_recipe(data.teacher))
-    if "test_clips" not in metrics:  # a teacher saved before the answer split was judged
+    if "test_clips" not in metrics or (features.test_engines is not None and not metrics.get(
+            "test_quality_by_engine")):  # a teacher saved before the answer was judged so
         metrics.update(teacher_answer(context.teacher_test_probs(features),
-                                      features.test_labels.numpy()))
+                                      features.test_labels.numpy(), features.test_engines))
     return context
 
 

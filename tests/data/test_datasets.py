@@ -62,3 +62,22 @@ def test_unreadable_and_empty_wavs_name_the_file(tmp_path):
         read_wav(tmp_path / "empty.wav")
     with pytest.raises(DataError, match="gone.wav does not exist; check the path"):
         read_wav(tmp_path / "gone.wav")
+
+
+def test_test_engines_follow_the_feature_order_of_a_synthesized_folder(tmp_path,
+                                                                       make_dataset) -> None:
+    import json
+
+    from kws_search.data.datasets import test_engines
+
+    root = tmp_path / "data"
+    shutil.copytree(make_dataset(tmp_path / "src"), root)
+    index = scan_dataset(root, "sheila")
+    test = [rel for rel, _ in index.splits["test"]]
+    speakers = sorted({rel.split("/")[1].split("_nohash_")[0] for rel in test})
+    engine_of = {s: f"engine{i % 3}" for i, s in enumerate(speakers)}
+    assert test_engines(root, "sheila", len(test)) is None  # no synth.json: no engines
+    (root / "synth.json").write_text(json.dumps({"speaker_engine": engine_of}))
+    engines = test_engines(root, "sheila", len(test))
+    assert list(engines) == [engine_of[rel.split("/")[1].split("_nohash_")[0]] for rel in test]
+    assert test_engines(root, "sheila", len(test) - 1) is None  # a clip was skipped

@@ -47,3 +47,16 @@ def test_markdown_escapes_and_blanks_missing():
     text = to_markdown(pd.DataFrame({"a": [1.5, float("nan")], "b": ["x|y", None]}))
     assert text.splitlines()[1] == "| ---: | --- |"
     assert "| 1.5 | x\\|y |" in text and "|  |  |" in text
+
+
+def test_the_answer_shows_each_engine_against_the_teachers_on_the_same_engine():
+    from kws_search.report.tables import engine_lines
+
+    result = {"teacher_test_by_engine": {"espeak": 2e-4, "hibari": 1e-4},
+              "judged": [{"trial": 200, "test_by_engine": {"espeak": 3e-4, "hibari": 4e-4}},
+                         {"trial": 201, "test_by_engine": {}}]}
+    lines = engine_lines(result)
+    assert lines[0].startswith("test quality per speech engine")
+    assert lines[1].split() == ["model", "espeak", "hibari"]
+    assert "1.50x" in lines[3] and "4.00x" in lines[3] and lines[4].split()[2:] == ["-", "-"]
+    assert engine_lines({**result, "teacher_test_by_engine": {}}) == []
