@@ -122,19 +122,23 @@ def build_stream(root: Path, negatives: list[str], noise_files: tuple[str, ...],
         made += part.shape[0]
     audio = np.concatenate(parts)[:total]
     words_s = audio.shape[0] / sample_rate - speech_s
-    content = (f"{audio.shape[0] / sample_rate / 60:.0f} min: {words_s / 60:.0f} min of "
+    content = (f"{_minutes(audio.shape[0] / sample_rate)}: {_minutes(words_s)} of "
                f"{len(clips)} distinct non-keyword clips ({used} spoken) of {root.name}"
-               + (f", {speech_s / 60:.0f} min of running speech from "
+               + (f", {_minutes(speech_s)} of running speech from "
                   f"{', '.join(speech)}" if speech else ", no running speech (no _speech_/)")
                + (f", over its background noise at {SNR_DB[0]:.0f}-{SNR_DB[1]:.0f} dB SNR"
                   if noise else ", no background noise"))
     return LongStream(audio, sample_rate, content)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
+
+
 def stream_file(path: Path, sample_rate: int) -> LongStream:
     """A user's long recording without the keyword."""
     audio = read_wav(path, sample_rate)
-    return LongStream(audio, sample_rate, f"{path} ({audio.shape[0] / sample_rate / 60:.1f} min)")
+    return LongStream(audio, sample_rate, f"{path} ({_minutes(audio.shape[0] / sample_rate)})")
 
 
 def load_stream_model(path: Path | str) -> torch.nn.Module:

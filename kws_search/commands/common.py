@@ -81,6 +81,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {value}")
+    return value
+
+
 def probability(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:

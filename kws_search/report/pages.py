@@ -43,6 +43,7 @@ from kws_search.report.tables import (
     to_markdown,
     trials_table,
 )
+from kws_search.report.wakeword import study_wakeword
 from kws_search.search.storage import load_study
 from kws_search.search.study import Progress, complete_text, progress_of
 
@@ -64,8 +65,10 @@ class Report:
 
 
 def write_report(study_name: str, storage: str, out: Path | None = None,
-                 png: bool = True) -> Report:
-    """Write tables, figures and an index for a study into `out` (default reports/<study>)."""
+                 png: bool = True, hours: float = 0.0, progress: bool = False) -> Report:
+    """Write tables, figures and an index for a study into `out` (default reports/<study>);
+    with `hours` > 0, also the teacher's and finalists' false accepts per hour on a stream of
+    that length (`report.wakeword`)."""
     study = load_study(study_name, storage)
     folder = Path(out) if out is not None else Path("reports") / study_name
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,6 +77,8 @@ def write_report(study_name: str, storage: str, out: Path | None = None,
     front = front_table(table, info)
     files: list[Path] = []
     result = answer(study)
+    if hours > 0:
+        result["wakeword"] = study_wakeword(study, folder, hours, progress)
     for name, frame in (("trials", table), ("front", front)):
         frame.to_csv(folder / f"{name}.csv", index=False)
         (folder / f"{name}.md").write_text(_markdown_page(name, frame, info, result),

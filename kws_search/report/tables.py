@@ -298,7 +298,7 @@ def engine_lines(result: dict[str, Any]) -> list[str]:
             f"{mine[e]:.2e} ({mine[e] / teacher[e]:.2f}x)" if e in mine and teacher[e] > 0
             else "-" for e in engines)))
     return ["test quality per speech engine (and / the teacher's on the same engine)",
-            *_aligned(rows)]
+            *aligned(rows)]
 
 
 def half_width(judged: dict[str, Any]) -> float | None:
@@ -332,7 +332,7 @@ def curve_lines(result: dict[str, Any]) -> list[str]:
         rows += [(str(j["trial"]), str(j["final_of"]), ratio_text(j), f"{j['val_ratio']:.2f}x",
                   f"{j['speedup']:.2f}x", f"{j[MODEL_SPEEDUP] or math.nan:.2f}x",
                   f"{j['compression']:.2f}x", str(j["quant"])) for j in result["judged"]]
-        lines += _aligned(rows)
+        lines += aligned(rows)
         widths = [half_width(j) for j in result["judged"] if half_width(j) is not None]
         if widths:
             lines.append(f"  the intervals span +-{statistics.median(widths):.0%} of the ratio "
@@ -351,7 +351,7 @@ def curve_lines(result: dict[str, Any]) -> list[str]:
                      str(level["students"]) + (f" (+{likely} likely)" if likely else ""),
                      _cell(level["speedup"]), _cell(level["model_speedup"]),
                      _cell(level["compression"]), _ram_text(level.get("peak_ram")) or "-"))
-    lines += _aligned(rows)
+    lines += aligned(rows)
     if any(level.get("likely") for level in result["levels"]):
         lines.append("  (+N likely): within the level by the point estimate, not yet by the "
                      "interval's upper end; not counted")
@@ -362,7 +362,8 @@ def _cell(best: dict[str, Any] | None) -> str:
     return "-" if best is None else f"{best['value']:.2f}x (trial {best['trial']})"
 
 
-def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of cells as text lines, each column padded to its widest cell."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
             for r in rows]

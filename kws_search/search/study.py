@@ -178,7 +178,7 @@ def record_study_info(study: optuna.Study, data: DataSettings, context: SearchCo
     """Teacher numbers, the bar and the setup, as study user attributes (for report, export)."""
     info = {
         "teacher": {k: v for k, v in context.teacher_metrics.items()
-                    if isinstance(v, (int, float, str))},
+                    if isinstance(v, (int, float, str, dict))},
         "quality_bar": context.quality_bar,
         "keyword": data.keyword,
         "data": str(Path(data.root).resolve()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from optuna.trial import TrialState
 
@@ -113,6 +115,24 @@ def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
     assert {t.number for t in feasible_front(study)} <= {t.number for t in finals}
     again = run_search(settings, progress=False)  # resumed: nothing queued or trained twice
     assert len(again.get_trials()) == 5
+
+    # the report streams the teacher and every finalist: false accepts per hour and misses
+    from kws_search.report.pages import write_report
+    from kws_search.report.wakeword import wakeword_lines
+
+    report = write_report(settings.study.name, settings.study.storage, tmp_path / "report",
+                          png=False, hours=0.01)
+    wake = report.answer["wakeword"]
+    assert set(wake["models"]) == {"teacher", *(f"trial {t.number}" for t in finals)}
+    for measures in wake["models"].values():
+        assert measures["stream_hours"] == pytest.approx(0.01, rel=0.01)
+        assert set(measures["at_rate"]) == {"0.5", "1"} and measures["keyword_clips"] > 0
+    assert json.loads((tmp_path / "report" / "answer.json").read_text())["wakeword"] == wake
+    assert wakeword_lines(wake)[0].startswith("wake-word measures on 0.6 min: ")
+    cached = (tmp_path / "report" / "wakeword.json").stat().st_mtime_ns
+    write_report(settings.study.name, settings.study.storage, tmp_path / "report", png=False,
+                 hours=0.01)  # nothing changed: nothing streamed again
+    assert (tmp_path / "report" / "wakeword.json").stat().st_mtime_ns == cached
 
 
 def test_the_sampler_never_proposes_a_student_the_study_holds():
