@@ -34,7 +34,8 @@ def test_festival_folder_is_evaluation_only_and_repeats(tmp_path):
     assert json.loads((root / "synth.json").read_text())["evaluation_only"] is True
     assert len(list((root / "_background_noise_").glob("*.wav"))) == 7
     speech, sr = sf.read(root / "_speech_" / "festival.wav")  # for false accepts per hour
-    assert sr == 16_000 and speech.shape[0] / sr == pytest.approx(summary["speech_seconds"], abs=0.1)
+    assert sr == 16_000
+    assert speech.shape[0] / sr == pytest.approx(summary["speech_seconds"], abs=0.1)
     assert summary["speech_seconds"] > 120
     with pytest.raises(DataError, match="evaluation-only"):
         scan_dataset(root, "sheila")

@@ -19,6 +19,7 @@ import numpy as np
 
 from kws_search.data.synth.engines import ENGINES, HIBARI_VOICES, PICO_VOICES, convert
 from kws_search.data.synth.espeak import MAX_RATE, ESpeak, voice_variants
+from kws_search.data.synth.sentences import SPEECH_WORD, TRAIN_SENTENCES
 from kws_search.errors import ConfigError
 
 COMMAND_WORDS: tuple[str, ...] = (
@@ -66,6 +67,9 @@ class SynthConfig:
     # the speech engines, each with its share of the speakers (`engines.ENGINES`); `synthesize`
     # drops those not installed and records what it used
     engines: tuple[str, ...] = tuple(ENGINES)
+    # share of the other clips that are a second or less cut from running speech (the
+    # `speech` word folder): a wake word must stay quiet while people talk
+    speech_fraction: float = 0.05
 
     @property
     def answer_clips(self) -> int:
@@ -143,6 +147,8 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
     words = [cfg.keyword, *[w for w in COMMAND_WORDS if w != cfg.keyword]]
     n_commands = len(words) - 1
     words += [w for w in CONFUSABLE_WORDS if w not in words]
+    if cfg.speech_fraction > 0 and cfg.keyword != SPEECH_WORD:
+        words.append(SPEECH_WORD)
     n_spk = max(3, math.ceil(cfg.n_clips / CLIPS_PER_SPEAKER),
                 math.ceil(round(cfg.n_clips * cfg.keyword_fraction) / REPEAT_RATE))
     ids = speaker_ids(cfg.seed, n_spk)
@@ -154,7 +160,8 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
     splits = {"validation": sorted(order[:n_val].tolist()),
               "test": sorted(order[n_val:n_val + n_test].tolist()),
               "train": sorted(order[n_val + n_test:].tolist())}
-    spoken = word_phonemes(cfg.engines, [cfg.keyword, *words[n_commands + 1:]])
+    spoken = word_phonemes(cfg.engines, [cfg.keyword, *(w for w in words[n_commands + 1:]
+                                                         if w != SPEECH_WORD)])
     clips = _plan_speakers(cfg, words, n_commands, ids, splits, cfg.n_clips,
                            cfg.keyword_fraction, cfg.seed, spoken)
     if cfg.answer_clips:
@@ -178,9 +185,13 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
     n_kw = round(n_clips * keyword_fraction)
     rest = n_clips - n_kw
     n_conf = round(rest * cfg.confusable_fraction)
+    n_speech = round(rest * cfg.speech_fraction) if words[-1] == SPEECH_WORD else 0
+    n_confusables = len(words) - 1 - n_commands - (n_speech > 0 or words[-1] == SPEECH_WORD)
     rng = np.random.default_rng([*seed, 1])
-    counts = [n_kw, *_spread(rest - n_conf, n_commands, rng),
-              *_spread(n_conf, len(words) - 1 - n_commands, rng)]
+    counts = [n_kw, *_spread(rest - n_conf - n_speech, n_commands, rng),
+              *_spread(n_conf, n_confusables, rng)]
+    if words[-1] == SPEECH_WORD:
+        counts.append(n_speech)
     speakers = sorted(s for members in splits.values() for s in members)
 
     # how often each speaker says each word: spread per split by speaker share, so every word
@@ -218,7 +229,9 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
             espeak = d.engine == "espeak"
             clips.append(Clip(
                 path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
-                text=words[w] + INTONATIONS[rng.integers(len(INTONATIONS))],
+                text=(TRAIN_SENTENCES[rng.integers(len(TRAIN_SENTENCES))]
+                      if words[w] == SPEECH_WORD
+                      else words[w] + INTONATIONS[rng.integers(len(INTONATIONS))]),
                 engine=d.engine, voice=d.voice,
                 rate=int(np.clip(d.rate * np.exp(rng.normal(0, 0.06)),
                                  *((80, MAX_RATE) if espeak else (50, 200)))),

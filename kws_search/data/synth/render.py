@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from kws_search.data.synth.engines import Espeak, Hibari, Pico, load
 from kws_search.data.synth.espeak import SynthError
 from kws_search.data.synth.plan import Clip
+from kws_search.data.synth.sentences import SPEECH_WORD
 
 Engine = Espeak | Pico | Hibari
 # clips rendered by one freshly loaded engine: eSpeak keeps state between words, so small
@@ -98,6 +99,20 @@ def _speak_to_fit(engine: Engine, clip: Clip, max_seconds: float) -> tuple[np.nd
     return seg, sample_rate
 
 
+def _excerpt(engine: Engine, clip: Clip, clip_seconds: float) -> tuple[np.ndarray, int]:
+    """0.5-0.95 of a clip's length cut from the sentence `clip.text` (running speech), at a
+    place drawn from the clip's seed; faded at both ends."""
+    sample_rate = (engine.sample_rate if clip.formant == 1.0
+                   else round(engine.sample_rate * clip.formant / 100) * 100)
+    kwargs = {"pitch_range": clip.pitch_range} if clip.engine == "espeak" else {}
+    seg = trim_word(engine.speak(clip.text, "", clip.voice, clip.rate, clip.pitch, clip.seed,
+                                 **kwargs), sample_rate, clip.text)
+    rng = np.random.default_rng(clip.seed)
+    length = min(seg.shape[0], int(rng.uniform(0.5, 0.95) * clip_seconds * sample_rate))
+    start = int(rng.uniform() * (seg.shape[0] - length))
+    return fade_edges(seg[start:start + length].copy(), int(0.02 * sample_rate)), sample_rate
+
+
 def render_chunk(task: tuple[str, list[Clip], int, float]) -> tuple[str, int, float]:
     """Worker: render, resample and write one chunk of clips of one engine; returns the
     engine, how many clips and the seconds taken."""
@@ -109,7 +124,10 @@ def render_chunk(task: tuple[str, list[Clip], int, float]) -> tuple[str, int, fl
     engine = load(clips[0].engine)
     try:
         for i, clip in enumerate(clips):
-            seg, native = _speak_to_fit(engine, clip, 0.95 * clip_seconds)
+            if clip.path.startswith(f"{SPEECH_WORD}/"):
+                seg, native = _excerpt(engine, clip, clip_seconds)
+            else:
+                seg, native = _speak_to_fit(engine, clip, 0.95 * clip_seconds)
             if native not in resamplers:
                 resamplers[native] = Resampler(native, sample_rate)
             seg = resamplers[native](seg[None])[0][:n_out]

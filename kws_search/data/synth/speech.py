@@ -18,41 +18,9 @@ import soundfile as sf
 from kws_search.data.datasets import SPEECH_DIR
 from kws_search.data.synth.engines import load
 from kws_search.data.synth.render import Resampler, trim_word
+from kws_search.data.synth.sentences import PASSES, SENTENCES
 
-SENTENCES: tuple[str, ...] = (
-    "she said the shelves in the shed were still full of old paint",
-    "the ceiling in the hallway needs another coat before the winter",
-    "we drove along the coast and stopped for lunch in a small harbour town",
-    "the dealer offered a fair price for the car but we decided to wait",
-    "sheep were grazing on the hill behind the farmhouse",
-    "can you check whether the meeting moved to thursday afternoon",
-    "the healer in the story lived alone at the edge of the forest",
-    "my neighbour keeps chickens and sells the eggs at the weekend market",
-    "a sheet of ice covered the pond for most of january",
-    "turn the music down a little, the baby is finally asleep",
-    "the shield hung above the fireplace in the great hall",
-    "he poured the tea and asked if anyone wanted sugar",
-    "the museum is closed on mondays but open late on fridays",
-    "delilah and her sister were planning a trip to the mountains",
-    "the feeling of the first warm day of spring is hard to describe",
-    "please leave the parcel with the neighbour if nobody answers",
-    "the shilling was an old coin that nobody uses anymore",
-    "tequila, lime and salt were set out on the table",
-    "our flight was delayed, so we spent three hours in the airport",
-    "the little shell on the beach was pink on the inside",
-    "lila finished the report and sent it to everyone on the team",
-    "they are building a new bridge across the river next year",
-    "sheena told me the recipe needs twice as much flour",
-    "the chiller in the kitchen broke down during the heat wave",
-    "it might rain later, so take an umbrella just in case",
-    "the teacher read the children a story about a sleepy bear",
-    "shelley and shelby both sing in the choir on sundays",
-    "switch off the lights in the living room when you go to bed",
-    "the sealer on the bathroom window has started to peel",
-    "we watched the sun set over the lake from the wooden pier",
-)
-PASSES = 2  # each engine reads every sentence this many times, in different voices
-
+__all__ = ["PASSES", "SENTENCES", "render_speech"]
 
 def render_speech(task: tuple[str, str, list[tuple[str, str, float, float, int]], int]
                   ) -> tuple[str, float, float]:
