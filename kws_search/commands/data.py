@@ -108,11 +108,20 @@ def _run_festival(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from kws_search.data.datasets import scan_dataset
+    from collections import Counter
+
+    from kws_search.data.datasets import engine_of_speaker, scan_dataset
 
     index = scan_dataset(args.data, args.keyword)
     print(f"{index.root}: {len(index.words)} words, {len(index.noise_files)} noise files, "
           f"fingerprint {index.fingerprint[:12]}")
     for split, counts in index.counts().items():
         print(f"  {split:10s} {counts['keyword']:6d} {args.keyword!r}  {counts['other']:6d} other")
+    engine_of = engine_of_speaker(index.root)
+    if engine_of:
+        per = Counter((engine_of.get(rel.split("/")[1].split("_nohash_")[0], "?"), split)
+                      for split, items in index.splits.items() for rel, _ in items)
+        for engine in sorted({e for e, _ in per}):
+            counts = ", ".join(f"{split} {per[engine, split]}" for split in index.splits)
+            print(f"  {engine:10s} {counts}")
     return 0

@@ -260,3 +260,14 @@ def test_a_missing_engine_is_skipped_with_one_line_and_none_is_an_error(
     assert not (tmp_path / "none").exists()
     with pytest.raises(ConfigError, match="engines must be distinct names"):
         synthesize(tmp_path / "bad", replace(small, engines=("espeak", "nope")))
+
+
+def test_data_info_counts_clips_per_engine(dataset: tuple[Path, dict], capsys) -> None:
+    from kws_search.cli import main
+
+    root, summary = dataset
+    assert main(["data", "info", "--data", str(root)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for engine, made in summary["engines"].items():
+        counts = dict(re.findall(r"(train|validation|test) (\d+)", lines[engine]))
+        assert sum(map(int, counts.values())) == made["clips"], engine
