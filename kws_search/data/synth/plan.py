@@ -229,8 +229,7 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
             espeak = d.engine == "espeak"
             clips.append(Clip(
                 path=f"{words[w]}/{ids[s]}_nohash_{n}.wav",
-                text=(TRAIN_SENTENCES[rng.integers(len(TRAIN_SENTENCES))]
-                      if words[w] == SPEECH_WORD
+                text=(_phrase(rng) if words[w] == SPEECH_WORD
                       else words[w] + INTONATIONS[rng.integers(len(INTONATIONS))]),
                 engine=d.engine, voice=d.voice,
                 rate=int(np.clip(d.rate * np.exp(rng.normal(0, 0.06)),
@@ -243,6 +242,14 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
                 gain=float(10 ** (min(-1.0, d.level + rng.normal(0, 2)) / 20)),
                 offset=float(rng.uniform())))
     return clips
+
+
+def _phrase(rng: np.random.Generator, words: int = 4) -> str:
+    """`words` running words of a training sentence, from a random place: enough speech for
+    the second a `speech` clip cuts from it, at a third of the cost of the whole sentence."""
+    sentence = TRAIN_SENTENCES[rng.integers(len(TRAIN_SENTENCES))].split()
+    start = int(rng.integers(max(1, len(sentence) - words + 1)))
+    return " ".join(sentence[start:start + words])
 
 
 class Speaker(NamedTuple):
