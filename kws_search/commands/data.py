@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the speech engines of the training dataset, each given "
                             "its share of the speakers (default: espeak pico hibari; one not "
                             "installed is skipped with a line saying how to add it)")
+    synth.add_argument("--speech-fraction", type=float, default=0.0, metavar="F",
+                       help="share of the other clips cut from running speech (a `speech` "
+                            "word folder of negatives; default: %(default)s)")
     synth.add_argument("--speakers", type=positive_int, default=40,
                        help="festival: speakers per Festival voice (default: %(default)s)")
     synth.add_argument("--keyword", default="sheila",
@@ -73,6 +76,7 @@ def run_synth(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_DATA
     config = SynthConfig(keyword=args.keyword, n_clips=args.clips or DEFAULT_CLIPS,
                          seed=args.seed, workers=args.workers, test_clips=args.test_clips,
+                         speech_fraction=args.speech_fraction,
                          **({"engines": tuple(args.engines)} if args.engines else {}))
     summary = synthesize(out, config, progress=True, overwrite=args.force)
     print(f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s")

@@ -27,7 +27,7 @@ from kws_search.data.synth.plan import word_phonemes
 from kws_search.data.synth.sentences import SENTENCES, TRAIN_SENTENCES
 from kws_search.errors import ConfigError
 
-TINY = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2)
+TINY = SynthConfig(n_clips=120, keyword_fraction=0.2, workers=2, speech_fraction=0.1)
 NAME = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
 
 
