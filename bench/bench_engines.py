@@ -22,7 +22,8 @@ from pathlib import Path
 
 from kws_search.errors import run_script
 
-DEFAULT_SETS = ("espeak", "espeak,pico,hibari", "espeak,pico", "espeak,hibari")
+DEFAULT_SETS = ("espeak", "espeak,pico,hibari", "espeak,pico", "espeak,hibari", "pico,hibari",
+                "espeak,pico,hibari,kokoro")
 
 
 def cli(*args: str, capture: bool = False) -> str:

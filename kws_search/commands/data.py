@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "(default: 5/3 x --clips, 40,000 for the default dataset)")
     synth.add_argument("--engines", nargs="+", default=None, metavar="NAME",
                        help="the speech engines of the training dataset, each given "
-                            "its share of the speakers (default: espeak pico hibari; one not "
-                            "installed is skipped with a line saying how to add it)")
+                            "its share of the speakers (default: espeak pico hibari; kokoro, "
+                            "the slow neural one, on request; one not installed is skipped "
+                            "with a line saying how to add it)")
     synth.add_argument("--speech-fraction", type=float, default=0.0, metavar="F",
                        help="share of the other clips cut from running speech (a `speech` "
                             "word folder of negatives; default: %(default)s)")

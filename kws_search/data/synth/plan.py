@@ -17,7 +17,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kws_search.data.synth.engines import ENGINES, HIBARI_VOICES, PICO_VOICES, convert
+from kws_search.data.synth.engines import (
+    DEFAULT_ENGINES,
+    ENGINES,
+    HIBARI_VOICES,
+    KOKORO_HELD_OUT,
+    KOKORO_TRAIN,
+    PICO_VOICES,
+    convert,
+)
 from kws_search.data.synth.espeak import MAX_RATE, ESpeak, voice_variants
 from kws_search.data.synth.sentences import SPEECH_WORD, TRAIN_SENTENCES
 from kws_search.errors import ConfigError
@@ -66,7 +74,7 @@ class SynthConfig:
     test_keyword_fraction: float = 0.3
     # the speech engines, each with its share of the speakers (`engines.ENGINES`); `synthesize`
     # drops those not installed and records what it used
-    engines: tuple[str, ...] = tuple(ENGINES)
+    engines: tuple[str, ...] = DEFAULT_ENGINES
     # share of the other clips that are a second or less cut from running speech (the
     # `speech` word folder). Off by default: at 5% it cut the teacher's false accepts per hour
     # at its stored threshold (58 to 34 on Festival's stream) but not its misses at 0.5 or 1
@@ -87,11 +95,11 @@ class Clip:
     path: str  # relative, "word/<speaker>_nohash_<n>.wav"
     text: str  # the word and its closing mark ("sheila?"), which sets the intonation
     engine: str  # a key of `engines.ENGINES`
-    voice: str  # "en-us+m3" (espeak), "en-GB" (pico), "heart" (hibari)
+    voice: str  # "en-us+m3" (espeak), "en-GB" (pico), "heart" (hibari), "a:0.6+b:0.4" (kokoro)
     rate: int  # words per minute (espeak), or percent of the voice's normal pace
     pitch: int  # eSpeak's 0..99 scale (espeak), or percent of the voice's normal pitch
     pitch_range: int  # eSpeak's 0..99 intonation range (espeak only)
-    formant: float  # formants scaled by this (hibari; 1.0 elsewhere)
+    formant: float  # formants scaled by this (hibari, kokoro; 1.0 elsewhere)
     phonemes: str  # the word in the engine's alphabet ("" = the engine reads `text`)
     seed: int  # for the noise generators (breath, klatt, hibari's noise)
     gain: float  # peak amplitude of the word, 0..1
@@ -179,6 +187,33 @@ def plan_clips(cfg: SynthConfig) -> tuple[list[str], dict[str, list[int]], list[
     return ids, splits, clips
 
 
+def _who_says_what(counts: list[int], splits: dict[str, list[int]],
+                   rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """(speaker, word index, clips), sorted: how often each speaker says each word of
+    `counts`, spread per split by speaker share, so every word with >= 3 clips (the keyword
+    included) reaches every split."""
+    said: list[tuple[int, int, int]] = []
+    names = list(splits)
+    sizes = np.array([len(splits[s]) for s in names])
+    for w, count in enumerate(counts):
+        share = count * sizes / sizes.sum()
+        per_split = np.floor(share).astype(np.int64)
+        per_split[np.argsort(-(share - per_split), kind="stable")[:count - per_split.sum()]] += 1
+        for i in np.flatnonzero(per_split == 0):
+            if count >= len(names):
+                per_split[np.argmax(per_split)] -= 1
+                per_split[i] += 1
+        for name, c in zip(names, per_split, strict=True):
+            if c == 0:
+                continue
+            pool = splits[name]
+            m = min(len(pool), max(1, round(c / REPEAT_RATE)))
+            chosen = rng.choice(pool, size=m, replace=False)
+            repeats = _spread(int(c), m, rng)
+            said += [(int(s), w, int(k)) for s, k in zip(chosen, repeats, strict=True)]
+    return sorted(said)
+
+
 def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: list[str],
                    splits: dict[str, list[int]], n_clips: int, keyword_fraction: float,
                    seed: int | list[int], spoken: dict[str, dict[str, str]]) -> list[Clip]:
@@ -197,35 +232,12 @@ def _plan_speakers(cfg: SynthConfig, words: list[str], n_commands: int, ids: lis
     if words[-1] == SPEECH_WORD:
         counts.append(n_speech)
     speakers = sorted(s for members in splits.values() for s in members)
-
-    # how often each speaker says each word: spread per split by speaker share, so every word
-    # with >= 3 clips (the keyword included) reaches every split
-    said: list[tuple[int, int, int]] = []  # (speaker, word index, clips)
-    rng = np.random.default_rng([*seed, 3])
-    names = list(splits)
-    sizes = np.array([len(splits[s]) for s in names])
-    for w, count in enumerate(counts):
-        share = count * sizes / len(speakers)
-        per_split = np.floor(share).astype(np.int64)
-        per_split[np.argsort(-(share - per_split), kind="stable")[:count - per_split.sum()]] += 1
-        for i in np.flatnonzero(per_split == 0):
-            if count >= len(names):
-                per_split[np.argmax(per_split)] -= 1
-                per_split[i] += 1
-        for name, c in zip(names, per_split, strict=True):
-            if c == 0:
-                continue
-            pool = splits[name]
-            m = min(len(pool), max(1, round(c / REPEAT_RATE)))
-            chosen = rng.choice(pool, size=m, replace=False)
-            repeats = _spread(int(c), m, rng)
-            said += [(int(s), w, int(k)) for s, k in zip(chosen, repeats, strict=True)]
-    said.sort()
-
+    said = _who_says_what(counts, splits, np.random.default_rng([*seed, 3]))
     rng = np.random.default_rng([*seed, 4])
     engine_of = _assign_engines(cfg.engines, splits, rng)
     variants = voice_variants()
-    draws = {s: draw_speaker(engine_of[s], variants, rng) for s in speakers}
+    held_out = {s for name, members in splits.items() if name != "train" for s in members}
+    draws = {s: draw_speaker(engine_of[s], variants, rng, s in held_out) for s in speakers}
     clips: list[Clip] = []
     for s, w, k in said:
         d = draws[s]
@@ -280,9 +292,19 @@ def _assign_engines(engines: tuple[str, ...], splits: dict[str, list[int]],
     return engine_of
 
 
-def draw_speaker(engine: str, variants: list[str], rng: np.random.Generator) -> Speaker:
-    """One speaker of `engine`: a voice, pace, pitch and loudness (see `Clip` for the units)."""
+def draw_speaker(engine: str, variants: list[str], rng: np.random.Generator,
+                 held_out: bool = False) -> Speaker:
+    """One speaker of `engine`: a voice, pace, pitch and loudness (see `Clip` for the units).
+    Kokoro's `held_out` speakers (validation, test, running speech) blend the voices no
+    training speaker uses."""
     level = rng.uniform(-26, -3)
+    if engine == "kokoro":
+        pool = KOKORO_HELD_OUT if held_out else KOKORO_TRAIN
+        a, b = rng.choice(len(pool), size=2, replace=False)
+        w = rng.uniform(0.2, 0.8)
+        return Speaker(engine, f"{pool[a]}:{w:.3f}+{pool[b]}:{1 - w:.3f}",
+                       rng.uniform(75, 130), 100.0, 0.0,
+                       float(np.exp(rng.uniform(np.log(0.85), np.log(1.2)))), level)
     if engine == "espeak":
         variant = variants[rng.integers(len(variants))]
         return Speaker(engine, ACCENTS[rng.integers(len(ACCENTS))] + (f"+{variant}" if variant

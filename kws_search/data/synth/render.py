@@ -15,15 +15,15 @@ import numpy as np
 import soundfile as sf
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kws_search.data.synth.engines import Espeak, Hibari, Pico, load
+from kws_search.data.synth.engines import Espeak, Hibari, Kokoro, Pico, load
 from kws_search.data.synth.espeak import SynthError
 from kws_search.data.synth.plan import Clip
 from kws_search.data.synth.sentences import SPEECH_WORD
 
-Engine = Espeak | Pico | Hibari
+Engine = Espeak | Pico | Hibari | Kokoro
 # clips rendered by one freshly loaded engine: eSpeak keeps state between words, so small
 # chunks; the others load models, so larger ones
-CHUNK_CLIPS = {"espeak": 64, "pico": 256, "hibari": 256}
+CHUNK_CLIPS = {"espeak": 64, "pico": 256, "hibari": 256, "kokoro": 64}
 
 
 class Resampler:
