@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
+import trial_worker  # bench/trial_worker.py, beside this script
 
 from kws_search.errors import run_script
 from kws_search.options import teacher_path
 from kws_search.search.attrs import DIRECTIONS, RATIO, RATIO_HI
-from kws_search.search.context import build_context
 from kws_search.search.fidelity import FINAL_OF, is_final
 from kws_search.search.objective import make_objective
 from kws_search.search.settings import DataSettings, RunSettings, StudySettings
@@ -36,15 +34,6 @@ from kws_search.search.space import load_space
 from kws_search.search.storage import load_study
 
 LEVELS = (1.25, 1.5)
-_context = None
-
-
-def _start(settings: RunSettings) -> None:
-    global _context
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    _context = replace(build_context(settings.data, settings.study, progress=False),
-                       artifact_dir=None)
 
 
 def retrain(key: tuple[str, int], params: dict[str, Any], seed: int) -> tuple[tuple, int, float]:
@@ -54,7 +43,7 @@ def retrain(key: tuple[str, int], params: dict[str, Any], seed: int) -> tuple[tu
     for _ in range(seed):  # placeholders: trial number = seed, which seeds the weights
         study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
     study.enqueue_trial(params, user_attrs={FINAL_OF: -1})
-    study.optimize(make_objective(_context, load_space("default")), n_trials=1)
+    study.optimize(make_objective(trial_worker.context(), load_space("default")), n_trials=1)
     trial = study.trials[seed]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise RuntimeError(f"{key} seed {seed}: {trial.state.name}")
@@ -91,10 +80,11 @@ def main() -> None:
     settings = RunSettings(DataSettings(args.data, "sheila", teacher_path("checkpoints",
                                                                           args.data)),
                            StudySettings("seeds", "sqlite:///:memory:"))
-    _start(settings)  # caches made once, before the workers read them
+    trial_worker.start(settings)  # caches made once, before the workers read them
     tasks = [(k, rows[k]["params"], 1000 + s) for k in picked for s in range(args.seeds)]
     print(f"{len(picked)} finalists x {args.seeds} seeds = {len(tasks)} trainings", flush=True)
-    with ProcessPoolExecutor(args.jobs, initializer=_start, initargs=(settings,)) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=trial_worker.start,
+                             initargs=(settings,)) as pool:
         for key, seed, ratio in pool.map(retrain, *zip(*tasks, strict=True)):
             rows[key].setdefault("seeds", []).append(ratio)
             print(f"  {key[0]} trial {key[1]} seed {seed}: {ratio:.2f}x", flush=True)

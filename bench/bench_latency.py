@@ -88,6 +88,7 @@ def smallest_student(space: SearchSpace, teacher: FeatureConfig,
     lowest, strides at their highest, a plain RNN where the space may choose one, the
     shortest FFT with the fewest mel bands."""
     features = min(space.front_ends(teacher), key=lambda c: (c.n_fft, c.n_mels))
+
     def fewest(key: str, value: object) -> object:
         if isinstance(value, IntDistribution):
             return value.high if key.startswith("stride") else value.low
@@ -101,7 +102,8 @@ def smallest_student(space: SearchSpace, teacher: FeatureConfig,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="kws")
-    parser.add_argument("--storage", default="sqlite:///studies/kws.db")
+    parser.add_argument("--storage", default=None,
+                        help="default: sqlite:///studies/<study>.db")
     parser.add_argument("--teacher", type=Path, default=None,
                         help="default: the teacher the study was run with")
     parser.add_argument("--repeats", type=int, default=15)
@@ -116,7 +118,7 @@ def main() -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-    study = load_study(args.study, args.storage)
+    study = load_study(args.study, args.storage or f"sqlite:///studies/{args.study}.db")
     if args.teacher is None:
         args.teacher = Path(study.user_attrs["teacher_path"])
     teacher_state = read_checkpoint(args.teacher)

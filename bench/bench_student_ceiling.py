@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
+import trial_worker  # bench/trial_worker.py, beside this script
 import yaml
 
 from kws_search.errors import ConfigError, run_script
 from kws_search.options import QUALITY_MARGIN, teacher_path
 from kws_search.search.attrs import DIRECTIONS
-from kws_search.search.context import build_context
 from kws_search.search.fidelity import FINAL_OF
 from kws_search.search.objective import make_objective
 from kws_search.search.settings import DataSettings, RunSettings, StudySettings
@@ -61,8 +60,6 @@ WIDTH_LEVER = {  # the same network MACs (about 10x fewer), spent on the conv or
     "10x rnn-wide (int8)": {**LADDER["10x (int8)"], "cnn_channels": 2, "hidden": 35},
 }
 BUDGETS = ("trial", "converged")
-
-_context: Any = None  # each worker process builds the search context once
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,14 +89,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--attn-weight", type=float, default=DISTILL["attn_weight"])
     parser.add_argument("--jobs", type=int, default=2, help="processes, one thread each")
     return parser.parse_args()
-
-
-def _start(settings: RunSettings) -> None:
-    global _context
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    _context = replace(build_context(settings.data, settings.study, progress=False),
-                       artifact_dir=None)
 
 
 def _space(name: str, fixed: dict[str, Any]) -> SearchSpace:
@@ -133,7 +122,7 @@ def run_student(name: str, params: dict[str, Any], budget: str, seed: int,
         study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
     study.enqueue_trial({**params, **distill},
                         user_attrs={FINAL_OF: -1} if budget == "converged" else {})
-    study.optimize(make_objective(_context, space), n_trials=1)
+    study.optimize(make_objective(trial_worker.context(), space), n_trials=1)
     trial = study.trials[seed]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise RuntimeError(f"{name} {budget} seed {seed}: {trial.state.name} "
@@ -163,8 +152,8 @@ def main() -> None:
     settings = RunSettings(DataSettings(args.data, "sheila", teacher_file),
                            StudySettings("ceiling", "sqlite:///:memory:", space=args.space,
                                          artifact_dir=Path("bench/out/ceiling-artifacts")))
-    _start(settings)  # here too: the caches are made once, before the workers read them
-    teacher = _context.teacher_metrics["val_quality"]
+    trial_worker.start(settings)  # the caches are made once, before the workers read them
+    teacher = trial_worker.context().teacher_metrics["val_quality"]
     print(f"teacher validation {teacher:.3e}; bar ({QUALITY_MARGIN:g}x) "
           f"{QUALITY_MARGIN * teacher:.3e}")
     specs = {n: {**p, **extra} for n, p in {**LADDER, **QUANT_LEVER, **WIDTH_LEVER}.items()}
@@ -176,7 +165,8 @@ def main() -> None:
           + "".join(f"; {k}={v}" for k, v in {**fixed, **extra}.items()))
     tasks = [(n, specs[n], b, s, distill, args.space, fixed) for b in reversed(budgets)
              for n in students for s in range(args.seeds)]
-    with ProcessPoolExecutor(args.jobs, initializer=_start, initargs=(settings,)) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=trial_worker.start,
+                             initargs=(settings,)) as pool:
         results = list(pool.map(run_student, *zip(*tasks, strict=True)))
     print(f"{'student':>22} {'budget':>9} {'net MACs':>8} {'bytes':>6} {'x teacher':>9} "
           f"{'range':>11} {'x bar':>5} {'epochs':>6} {'s':>5}")

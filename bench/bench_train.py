@@ -20,7 +20,7 @@ from kws_search.errors import run_script
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.train import TrainConfig, balanced_indices, spec_augment, train
 
-# the second of the seeds' hand-tuned students (kws_search.search.study.HAND_TUNED)
+# the second hand-tuned student of the course reports (kws_search.search.queue.HAND_TUNED)
 STUDENT = CRNNConfig(cnn_channels=4, kernel_freq=5, kernel_time=20, stride_freq=2,
                      stride_time=8, hidden=16, layers=1)
 

@@ -139,5 +139,6 @@ def main() -> None:
     best = min(medians, key=lambda m: m[1]["cross"])
     print(f"best median cross quality: {best[1]['cross']:.3e} ({best[0]})")
 
+
 if __name__ == "__main__":
     run_script(main)

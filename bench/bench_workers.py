@@ -116,7 +116,7 @@ def main() -> None:
     storage = args.storage or f"sqlite:///{work / 'bench.db'}"
     base = RunSettings(DataSettings(data, args.keyword, teacher, cache_dir=work / "cache"),
                        StudySettings("bench", storage, space=args.space, trials=args.trials,
-                                     artifact_dir=work / "artifacts", seed_hand_tuned=False),
+                                     artifact_dir=work / "artifacts", queue_hand_tuned=False),
                        WorkerSettings(threads=args.threads))
     build_context(base.data, base.study, progress=False)  # caches made off the clock
     cores = os.cpu_count() or 1

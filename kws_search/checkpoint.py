@@ -23,12 +23,12 @@ from kws_search.data.front_end import FeatureConfig
 from kws_search.errors import KwsSearchError
 from kws_search.files import write_atomic
 from kws_search.models import CRNNConfig
+from kws_search.options import EXPORT_INFO
 from kws_search.quantize import calibrated_structure, convert
 
 # 2: quantized students store their calibrated float state; 1 stored packed quantized layers,
 # which only load by unpickling (float models of format 1 still load)
 FORMAT_VERSION = 2
-EXPORT_INFO = "kws_search.json"  # the extra file `kws-search export` puts in its TorchScript
 
 
 class CheckpointError(KwsSearchError, ValueError):

@@ -32,6 +32,23 @@ class StreamGeometry:
                    features.n_fft // 2 if features.center else 0, config.kernel_time,
                    config.stride_time, features.sample_rate)
 
+    @property
+    def block_frames(self) -> int:
+        """Frames of each new block of audio the conv reads: min(kernel, stride) (a kernel
+        shorter than its stride skips the frames between its windows)."""
+        return min(self.kernel, self.stride)
+
+    @property
+    def carried_frames(self) -> int:
+        """Frames of earlier blocks a step still reads: kept as stream state."""
+        return self.kernel - self.block_frames
+
+    @property
+    def tail_samples(self) -> int:
+        """Samples of a block that the next block's first frame still covers: kept as stream
+        state."""
+        return self.n_fft - self.hop
+
     def frames_at(self, samples: int) -> int:
         """Frames computable once `samples` samples of the stream have arrived (the
         TorchScript stream's `_frames_at` is this, scripted)."""
@@ -54,7 +71,7 @@ class StreamGeometry:
         steps = self.steps(frames)
         if steps == 0:
             return 0
-        return steps * min(self.kernel, self.stride) + max(self.kernel - self.stride, 0)
+        return steps * self.block_frames + self.carried_frames
 
     def window_steps(self, seconds: float) -> int:
         """RNN steps a clip of `seconds` yields (at least 1): the attention window."""

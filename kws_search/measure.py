@@ -15,6 +15,8 @@ import copy
 import io
 import math
 import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,9 @@ from torch import nn
 from kws_search.data.features import FeatureSet
 from kws_search.data.front_end import FeatureConfig
 from kws_search.geometry import StreamGeometry
-from kws_search.models import CRNNConfig, count_parameters
-from kws_search.quantize import batch_dependent, stored_bytes
+from kws_search.memory import peak_ram_bytes
+from kws_search.models import CRNN, CRNNConfig, count_parameters
+from kws_search.quantize import batch_dependent, quantized_structure, stored_bytes
 
 THRESHOLD_FA_RATE = 0.005  # suggested detection threshold: at most 0.5% of negatives fire
 
@@ -174,6 +177,35 @@ def suggest_threshold(probs: np.ndarray | torch.Tensor, labels: np.ndarray | tor
     return (float(below) + float(above.min())) / 2
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What a model costs on a device, from its architecture alone (weights do not matter):
+    the one place these are computed, for students, the budgets' reach check and the teacher.
+    """
+
+    macs: int  # the network's multiply-adds per clip
+    frontend_macs: int  # the front end's, for the frames this network reads
+    bytes: int  # stored weights, in the quantization mode's layout
+    frontend_bytes: int  # the front end's tables (the same for every model of a front end)
+    peak_ram: int  # of one streaming step (`memory.peak_ram_bytes`)
+    macs_per_second: float  # network and front end, per second of audio
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=4096)
+def model_cost(config: CRNNConfig, quant: str, features: FeatureConfig) -> Cost:
+    """The `Cost` of a CRNN with `config` stored in mode `quant`, on `features`."""
+    # static int8 and qat store the same int8 layout; qat's is the quicker one to make
+    layout = "qat" if quant == "static_int8" else quant
+    macs = count_macs(CRNN(config), features.n_mels, features.frames)
+    front = frontend_macs(config, features)
+    return Cost(macs, front, stored_bytes(quantized_structure(config, layout)),
+                frontend_bytes(features), peak_ram_bytes(config, features),
+                macs_per_second(macs + front, features))
+
+
 def count_macs(model: nn.Module, n_mels: int, frames: int) -> int:
     """MACs for one clip, counted by thop on a deep copy of the float model.
 
@@ -269,10 +301,10 @@ def split_quality(model: nn.Module, features: torch.Tensor, labels: torch.Tensor
 
 
 def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet) -> dict[str, Any]:
-    """Quality on validation (with its bootstrap 90% interval), the detection threshold, MACs,
-    stored bytes, parameters and latency of one model; quality as the exported stream
-    computes it. The test split is left alone: it judges the answer (`answer_measures`)."""
-    cfg = features.config
+    """Quality on validation (with its bootstrap 90% interval), the detection threshold,
+    parameters and latency of one model; quality as the exported stream computes it. Its cost
+    is `model_cost`'s. The test split is left alone: it judges the answer (`answer_measures`).
+    """
     example = features.validation[:1].float()
     probs = predict_deployed(model, features.validation)
     labels = features.validation_labels.numpy()
@@ -283,8 +315,6 @@ def measure_model(model: nn.Module, float_model: nn.Module, features: FeatureSet
         "val_quality_lo": quality_lo,
         "val_quality_hi": quality_hi,
         "threshold": threshold,
-        "macs": count_macs(float_model, cfg.n_mels, cfg.frames),
-        "bytes": stored_bytes(model),
         "params": count_parameters(float_model),
         "latency_ms": latency_ms(model, example),
     }
@@ -332,8 +362,10 @@ def teacher_answer(teacher_probs: np.ndarray, labels: np.ndarray,
 
 
 def measure_teacher(model: nn.Module, features: FeatureSet) -> dict[str, Any]:
-    """`measure_model` of a teacher, and its answer on the test split (`teacher_answer`)."""
+    """`measure_model` of a teacher, its cost (`model_cost`), and its answer on the test split
+    (`teacher_answer`)."""
     metrics = measure_model(model, model, features)
+    metrics.update(model_cost(model.config, "none", features.config).to_dict())
     probs = predict_deployed(model, features.test)
     metrics.update(teacher_answer(probs, features.test_labels.numpy(),
                                   features.test_engines))

@@ -29,10 +29,11 @@ FLOAT = 4  # bytes of a float32: every activation and state of the graph
 
 
 def state_floats(config: CRNNConfig, features: FeatureConfig, window: int) -> dict[str, int]:
-    """Floats of each piece of state a stream keeps between steps."""
-    need = min(config.kernel_time, config.stride_time)
-    return {"tail": features.n_fft - features.hop_length,
-            "frames": (config.kernel_time - need) * config.n_mels,
+    """Floats of each piece of state a stream keeps between steps (`StreamGeometry` says
+    which samples and frames; the ONNX graph's state inputs are these)."""
+    geometry = StreamGeometry.of(config, features)
+    return {"tail": geometry.tail_samples,
+            "frames": geometry.carried_frames * config.n_mels,
             "hidden": config.layers * config.hidden,
             "window": window * (1 + config.n_classes)}
 
@@ -47,7 +48,7 @@ def peak_ram_bytes(config: CRNNConfig, features: FeatureConfig,
     state = sum(state_floats(config, features, window).values())
     hop, n_fft = features.hop_length, features.n_fft
     block = config.stride_time * hop
-    need = min(config.kernel_time, config.stride_time)  # frames of the block the conv reads
+    need = geometry.block_frames  # frames of the block the conv reads
     samples = n_fft - hop + block if n_fft > hop else 0  # tail + block, a new tensor
     read = n_fft - hop + need * hop  # the samples those frames cover
     sliced = read if need < config.stride_time else 0  # frames before them are skipped

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the description an exported file carries: the TorchScript extra file, the ONNX metadata key
+EXPORT_INFO = "kws_search.json"
 SAMPLERS = ("gp-tpe", "gp", "tpe", "nsga2", "random")  # the first is the default
 RULES = ("balanced", "fastest", "smallest", "best")  # how `export` picks a trial of the front
-# the speed-up objective: MACs of the whole pipeline, of the networks alone (the seeds' and
-# older studies' measure), or measured per-hop time
+# the speed-up objective: MACs of the whole pipeline, of the networks alone (the hand-made
+# searches' and older studies' measure), or measured per-hop time
 SPEEDS = ("macs", "model-macs", "latency")
 RUNTIMES = ("onnxruntime", "torchscript")  # where `--speed latency` measures
 # the form of the exported ONNX graph, part of a latency study's identity: a new form changes

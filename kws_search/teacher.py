@@ -26,13 +26,12 @@ from kws_search.train import TrainConfig, TrainResult, train
 logger = logging.getLogger(__name__)
 
 
-
 # The default teacher trains to convergence: the rate halves when validation stalls for 4
 # epochs, and training stops at the 4th stall (see TrainConfig.patience). The augmented copies
 # already vary it; SpecAugment on top made it 2.4x worse on validation (3.6e-4 against 1.5e-4)
 # and worse on the cross-engine folder too.
 CONVERGED = TrainConfig(epochs=80, lr=2e-3, patience=4, lr_drops=3, spec_augment=False)
-# The course seminar's recipe, kept to reproduce the seeds: stops still learning.
+# The course seminar's recipe, kept to reproduce the hand-made searches: stops still learning.
 SEMINAR = TrainConfig()
 RECIPES = {"converged": CONVERGED, "seminar": SEMINAR}
 # The default teacher is the task's base model trained once, to convergence: the bar students

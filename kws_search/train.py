@@ -135,8 +135,7 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
-    variants, n_clips = features.train.shape[:2]
-    per_epoch = config.samples_per_epoch or n_clips
+    per_epoch = config.samples_per_epoch or features.train.shape[1]
     steps = max(1, per_epoch // config.batch_size)
     plateau = config.patience > 0
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -147,31 +146,8 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
     best_state = copy.deepcopy(model.state_dict())
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
-        model.train()
-        words = features.train_words if config.negatives == "words" else None
-        idx = balanced_indices(features.train_labels, steps * config.batch_size, generator, words)
-        var = torch.randint(0, variants, idx.shape, generator=generator)
-        total = 0.0
-        for step in range(steps):
-            b_idx = idx[step * config.batch_size:(step + 1) * config.batch_size]
-            b_var = var[step * config.batch_size:(step + 1) * config.batch_size]
-            x = features.train[b_var, b_idx].float()  # [batch, n_mels, frames]
-            if config.spec_augment:
-                spec_augment(x, config.freq_mask, config.time_mask, generator)
-            y = features.train_labels[b_idx]
-            logits, attention = model.forward_parts(x)
-            t_out = None if teacher is None else (teacher.logits[b_var, b_idx],
-                                                   teacher.attention[b_var, b_idx])
-            loss = distill_loss(logits, attention, y, t_out, distill)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1} step "
-                                    f"{step + 1}; lower the learning rate or the KD weight")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item()
+        total = _train_epoch(model, features, config, distill, teacher, optimizer, scheduler,
+                             generator, steps, epoch)
         quality = split_quality(model, val_x, val_y)
         result.history.append({"epoch": epoch + 1, "loss": total / steps, "val_quality": quality})
         if quality < result.best_quality:
@@ -179,14 +155,11 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
             best_state = copy.deepcopy(model.state_dict())
             stalls = 0
         elif plateau:
-            stalls += 1
-            if stalls >= config.patience:
-                if drops == config.lr_drops:
-                    logger.info("%s converged: no better validation for %d epochs after %d "
-                                "halvings of the rate", desc, stalls, drops)
-                    break
-                drops, stalls = drops + 1, 0
-                scheduler.base_lrs = [lr / 2 for lr in scheduler.base_lrs]
+            stalls, drops = _stalled(stalls + 1, drops, config, scheduler)
+            if stalls > config.patience:
+                logger.info("%s converged: no better validation for %d epochs after %d "
+                            "halvings of the rate", desc, config.patience, drops)
+                break
         bar.set_postfix(loss=f"{total / steps:.4f}", val=f"{quality:.2e}",
                         best=f"{result.best_quality:.2e}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         logger.debug("%s epoch %d loss %.4f val %.3e", desc, epoch + 1, total / steps, quality)
@@ -195,3 +168,48 @@ def train(model: nn.Module, features: FeatureSet, config: TrainConfig,
     model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _stalled(stalls: int, drops: int, config: TrainConfig, scheduler: Any) -> tuple[int, int]:
+    """After an epoch without a better validation: halve the rate once `patience` such epochs
+    have passed, at most `lr_drops` times; (stalls, drops) after it, with stalls past
+    `patience` when training has converged."""
+    if stalls < config.patience:
+        return stalls, drops
+    if drops == config.lr_drops:
+        return config.patience + 1, drops
+    scheduler.base_lrs = [lr / 2 for lr in scheduler.base_lrs]
+    return 0, drops + 1
+
+
+def _train_epoch(model: nn.Module, features: FeatureSet, config: TrainConfig,
+                 distill: DistillConfig, teacher: TeacherOutputs | None,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+                 steps: int, epoch: int) -> float:
+    """One epoch of `steps` balanced batches, each clip from a random augmented copy; returns
+    the summed loss."""
+    model.train()
+    words = features.train_words if config.negatives == "words" else None
+    idx = balanced_indices(features.train_labels, steps * config.batch_size, generator, words)
+    var = torch.randint(0, features.train.shape[0], idx.shape, generator=generator)
+    total = 0.0
+    for step in range(steps):
+        b_idx = idx[step * config.batch_size:(step + 1) * config.batch_size]
+        b_var = var[step * config.batch_size:(step + 1) * config.batch_size]
+        x = features.train[b_var, b_idx].float()  # [batch, n_mels, frames]
+        if config.spec_augment:
+            spec_augment(x, config.freq_mask, config.time_mask, generator)
+        logits, attention = model.forward_parts(x)
+        t_out = None if teacher is None else (teacher.logits[b_var, b_idx],
+                                               teacher.attention[b_var, b_idx])
+        loss = distill_loss(logits, attention, features.train_labels[b_idx], t_out, distill)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1} step "
+                                f"{step + 1}; lower the learning rate or the KD weight")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item()
+    return total

@@ -129,7 +129,23 @@ def with_settings(settings, **changes):
                    workers=replace(settings.workers, **changed["workers"]))
 
 
-@pytest.fixture(scope="session")
+SLOW_FIXTURES: set[str] = set()  # filled by `study_fixture`
+
+
+def study_fixture(function):
+    """A session fixture that runs a study: every test that uses it, directly or through
+    another fixture, is marked `slow` (`pytest -m "not slow"` is the quick loop)."""
+    SLOW_FIXTURES.add(function.__name__)
+    return pytest.fixture(scope="session")(function)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # `fixturenames` holds the fixtures a test uses through others too
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@study_fixture
 def tiny_study(tiny_data: Path, tiny_teacher: Path, tmp_path_factory: pytest.TempPathFactory):
     """A finished 3-trial study of the tiny space; returns (settings, study)."""
     from kws_search.search.workers import run_search
@@ -152,6 +168,20 @@ def cli_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
                   TrainConfig(epochs=2, lr=5e-3, batch_size=32), progress=False,
                   members=1)
     return tiny_data, folder / "teacher.pt", folder / "cache"
+
+
+@study_fixture
+def cli_study(cli_inputs, tmp_path_factory: pytest.TempPathFactory):
+    """A 2-trial study of the tiny space made by `kws-search run` (default feature config);
+    returns (folder, db) to copy from."""
+    from kws_search.cli import main
+
+    data, teacher, cache = cli_inputs
+    db = tmp_path_factory.mktemp("cli-study") / "made.db"
+    assert main(["run", "--data", str(data), "--teacher", str(teacher), "--cache", str(cache),
+                 "--storage", f"sqlite:///{db}", "--study", "tiny", "--trials", "2",
+                 "--finalists", "0", "--no-cross-data", "--space", "tiny", "--jobs", "1"]) == 0
+    return cache.parent, db
 
 
 @pytest.fixture(scope="module")
@@ -212,14 +242,3 @@ def calibrated_student():
     """`calibrated_student(config, mode="none", seed=0, frames=98)`: the random student of
     `student_checkpoint`, in its calibrated float form."""
     return random_student
-
-
-# Fixtures that run a study: every test that uses one is `slow` (so is one marked by hand for
-# running a study itself, or spawning a process), and `pytest -m "not slow"` is a quick loop.
-STUDY_FIXTURES = {"tiny_study", "tiny_report", "kept", "cli_study", "made"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if STUDY_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)

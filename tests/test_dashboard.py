@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from kws_search import cli
 from kws_search.commands import dashboard
 from kws_search.search.attrs import OBJECTIVES
-from kws_search.search.study import feasible_front
+from kws_search.search.progress import feasible_front
 
 TIMEOUT = 10.0
 

@@ -59,3 +59,68 @@ def test_links_between_pages_lead_to_files():
 
 def test_the_readme_fits_on_a_screen_or_two():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+
+
+class _Parsed(Exception):
+    """Raised in place of running a benchmark once its command line has parsed."""
+
+
+def shown_benchmarks() -> list[tuple[str, str]]:
+    """(page, command) for every `python bench/...` code span or code-block line (a span may
+    wrap onto the next line); a command with `...` in it is a sketch, not a command."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for span in re.findall(r"`+\n?(python bench/[^`]+?)\n?`+", text):
+            for line in span.splitlines() if "\n```" in span else [" ".join(span.split())]:
+                if line.startswith("python bench/") and "..." not in line:
+                    found.append((page.name, line.split("#")[0].strip()))
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("page, command", shown_benchmarks())
+def test_every_benchmark_command_in_the_docs_parses(page, command, monkeypatch):
+    """The script's own argparse reads the shown arguments; nothing is measured."""
+    import argparse
+    import runpy
+    import sys
+
+    words = shlex.split(command)
+    script = ROOT / words[1]
+    assert script.is_file(), f"{page}: `{command}` names no script"
+    real = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(parser, args=None, namespace=None):
+        real(parser, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(sys, "argv", [str(script), *words[2:]])
+    monkeypatch.syspath_prepend(str(script.parent))  # as `python bench/x.py` puts it first
+    with pytest.raises(_Parsed):
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            assert exc.code == 0, f"{page}: `{command}` is refused by its script"
+            raise _Parsed from None
+
+
+def test_the_docs_show_benchmark_commands():
+    assert len(shown_benchmarks()) >= 10
+
+
+def test_the_layout_page_names_every_module_in_its_folder():
+    """docs/layout.md has a row per package folder naming each of its modules in backticks
+    (`commands/` is one module per subcommand, named by the command line itself)."""
+    rows = dict(re.findall(r"^\| `(kws_search/[a-z_/]*)` \| (.*) \|$",
+                           (ROOT / "docs" / "layout.md").read_text(), re.M))
+    package = ROOT / "kws_search"
+    for folder in sorted({p.parent for p in package.rglob("*.py")}):
+        name = f"{folder.relative_to(ROOT).as_posix()}/"
+        if name == "kws_search/commands/":
+            continue
+        assert name in rows, f"docs/layout.md has no row for {name}"
+        for module in sorted(folder.glob("*.py")):
+            if module.stem != "__init__" and module.stem != "__main__":
+                assert f"`{module.stem}`" in rows[name], (
+                    f"docs/layout.md does not name {name}{module.name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -79,9 +80,23 @@ def test_macs_of_the_teacher_and_a_small_student():
     assert not any("total_ops" in name for name, _ in model.named_buffers())
 
 
-def test_latency_is_positive():
-    model = CRNN(CRNNConfig(hidden=8))
-    assert latency_ms(model, torch.zeros(1, 40, 101), repeats=3, warmup=1) > 0
+def test_latency_is_the_median_of_timed_calls_after_a_warm_up():
+    class Slow(torch.nn.Module):
+        """Sleeps 2 ms on every call but the first (a cold start the warm-up absorbs)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            time.sleep(0.5 if self.calls == 1 else 0.002)
+            return x
+
+    model = Slow()
+    ms = latency_ms(model, torch.zeros(1, 40, 101), repeats=5, warmup=1)
+    assert model.calls == 6 and not model.training
+    assert 2.0 <= ms < 500  # the cold call is not timed, nor does one slow call set the median
 
 
 def noisy_scores(n: int, seed: int = 0, share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -170,3 +185,25 @@ def test_quality_by_group_scores_each_engine_on_its_own_clips() -> None:
     assert quality_by_group(probs, labels, None) == {}
     only_keyword = quality_by_group(probs[:2], np.array([1, 1]), np.array(["x", "x"]))
     assert np.isnan(only_keyword["x"])
+
+
+def test_a_model_s_cost_in_every_quantization_mode_is_its_own_layout_s():
+    """`model_cost` is the one place MACs, bytes, peak RAM and MACs per second are computed:
+    bytes are those of the mode's own stored layout (static int8 read off the QAT layout,
+    which stores the same int8 weights), MACs are the float network's."""
+    from kws_search.data.front_end import FeatureConfig
+    from kws_search.measure import frontend_macs, macs_per_second, model_cost
+    from kws_search.memory import peak_ram_bytes
+    from kws_search.quantize import QUANT_MODES, quantized_structure, stored_bytes
+
+    config, features = CRNNConfig(cnn_channels=3, hidden=12), FeatureConfig()
+    macs = count_macs(CRNN(config), features.n_mels, features.frames)
+    sizes = {}
+    for mode in QUANT_MODES:
+        cost = model_cost(config, mode, features)
+        assert cost.bytes == stored_bytes(quantized_structure(config, mode)), mode
+        assert (cost.macs, cost.frontend_macs) == (macs, frontend_macs(config, features))
+        assert cost.peak_ram == peak_ram_bytes(config, features)
+        assert cost.macs_per_second == macs_per_second(macs + cost.frontend_macs, features)
+        sizes[mode] = cost.bytes
+    assert sizes["none"] > sizes["float16"] > sizes["int8"] >= sizes["static_int8"]

@@ -67,31 +67,7 @@ def run(args: argparse.Namespace) -> int:
         _check_onnx_installed()
     from kws_search.deploy.torchscript import export_checkpoint
 
-    suffix = SUFFIX[args.format]
-    if args.export_teacher:
-        source = teacher_file(args)
-        out = args.out or args.checkpoints / f"{source.stem}-stream.{suffix}"
-        label = f"teacher {source}"
-    else:
-        from kws_search.commands.common import storage_url
-        from kws_search.search.select import fetch_checkpoint, pick_trial
-        from kws_search.search.storage import load_study
-
-        study = load_study(args.study, storage_url(args))
-        trial = pick_trial(study, args.trial, args.rule, args.min_speedup,
-                           args.min_compression, args.within)
-        source = fetch_checkpoint(study, trial,
-                                  args.checkpoints / f"{args.study}-trial{trial.number}.pt")
-        out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.{suffix}"
-        q, s, c = trial.values
-        label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
-                 f"{c:.1f}x, {trial.user_attrs.get('quant')}")
-        budgets = study.user_attrs.get("budgets")
-        if budgets:  # the study's: pick_trial never chose a student over one
-            from kws_search.search.budgets import Budgets
-
-            fit = Budgets(**budgets).fit_text(trial.user_attrs)
-            label += f"\n  within the study's budgets: {fit}"
+    source, out, label = _source(args)
     if onnx:
         from kws_search.deploy.onnx import export_onnx
 
@@ -113,6 +89,35 @@ def run(args: argparse.Namespace) -> int:
     _say_source(source, args)
     print(f"  -> {path} (TorchScript; torch.jit.load(path), forward(chunk) -> probability)")
     return 0
+
+
+def _source(args: argparse.Namespace) -> tuple[Path, Path, str]:
+    """(checkpoint, output file, what it is in words): the teacher, or the study's trial that
+    the options pick (its checkpoint fetched under --checkpoints)."""
+    suffix = SUFFIX[args.format]
+    if args.export_teacher:
+        source = teacher_file(args)
+        return (source, args.out or args.checkpoints / f"{source.stem}-stream.{suffix}",
+                f"teacher {source}")
+    from kws_search.commands.common import storage_url
+    from kws_search.search.select import fetch_checkpoint, pick_trial
+    from kws_search.search.storage import load_study
+
+    study = load_study(args.study, storage_url(args))
+    trial = pick_trial(study, args.trial, args.rule, args.min_speedup,
+                       args.min_compression, args.within)
+    source = fetch_checkpoint(study, trial,
+                              args.checkpoints / f"{args.study}-trial{trial.number}.pt")
+    out = args.out or args.checkpoints / f"{args.study}-trial{trial.number}-stream.{suffix}"
+    q, s, c = trial.values
+    label = (f"trial {trial.number}: quality {q:.3e}, speed-up {s:.1f}x, compression "
+             f"{c:.1f}x, {trial.user_attrs.get('quant')}")
+    budgets = study.user_attrs.get("budgets")
+    if budgets:  # the study's: pick_trial never chose a student over one
+        from kws_search.search.budgets import Budgets
+
+        label += f"\n  within the study's budgets: {Budgets(**budgets).fit_text(trial.user_attrs)}"
+    return source, out, label
 
 
 def _say_source(source: Path, args: argparse.Namespace) -> None:

@@ -40,30 +40,13 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     from kws_search.report.pages import write_report
-    from kws_search.report.tables import curve_lines
-    from kws_search.report.wakeword import wakeword_lines
-    from kws_search.search.study import complete_text
+    from kws_search.report.summary import summary_lines
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     report = write_report(args.study, study_storage(args), args.out, png=not args.no_png,
                           hours=args.hours, progress=True)
-    p = report.progress
     print(f"report of study {args.study!r} written to {report.folder}/ (open index.html)")
-    print(f"trials: {complete_text(p)}, {p.pruned} stopped early (pruned at a rung), "
-          f"{p.failed} failed, {p.running} running; {p.finals} finalists trained to "
-          f"convergence; feasible front: {p.front} students")
-    if p.front:
-        print(f"best feasible speed-up {p.best_speedup:.2f}x, "
-              f"compression {p.best_compression:.2f}x")
-    else:
-        closest = report.answer["closest"]
-        print(f"no feasible student yet (quality within {report.info.margin:g}x of the "
-              "teacher)" + (f"; the closest is trial {closest['trial']} at "
-                            f"{closest['times_teacher']:.2f}x the teacher" if closest else ""))
-    for line in curve_lines(report.answer) + wakeword_lines(report.answer.get("wakeword", {})):
-        print(line)
+    print("\n".join(summary_lines(report.info, report.front, report.answer, report.progress)))
     if report.png_error:
         print(f"PNG figures skipped ({report.png_error}); the HTML figures are complete")
-    for reason, count in p.fail_reasons.most_common(5):
-        print(f"failed x{count}: {reason}")
     return 0

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--recipe", choices=("converged", "seminar"), default="converged",
                         help="converged (default): lr 2e-3, halved when validation stalls, "
                              "until it stops improving; seminar: lr 3e-4 for 20 epochs, "
-                             "as in the seeds")
+                             "as in the course reports")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="at most this many epochs (default: 80 converged, 20 seminar)")
     parser.add_argument("--members", type=positive_int, default=None,

@@ -54,7 +54,6 @@ from kws_search.checkpoint import CheckpointError, read_checkpoint
 from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.deploy.onnx_weights import onnx_weights, store_weights
 from kws_search.deploy.torchscript import (
-    EXTRA_FILE,
     KEYWORD_CLASS,
     build_streaming,
     export_info,
@@ -62,6 +61,7 @@ from kws_search.deploy.torchscript import (
 from kws_search.files import write_atomic
 from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNN, CRNNConfig, pool_logits
+from kws_search.options import EXPORT_INFO
 from kws_search.quantize import calibrated_structure, convert
 
 logger = logging.getLogger(__name__)
@@ -93,12 +93,13 @@ class BlockStep(nn.Module):
         self.conv_qparams = conv_qparams  # static int8 conv: (scale, zero point) in and out
         self.front = LogMel(features, center=False)
         self.hop = features.hop_length
-        self.need = min(c.kernel_time, c.stride_time)  # frames of this block the conv reads
-        self.carry = c.kernel_time - self.need  # frames of earlier blocks it reads
+        geometry = StreamGeometry.of(c, features)
+        self.need = geometry.block_frames  # frames of this block the conv reads
+        self.carry = geometry.carried_frames  # frames of earlier blocks it reads
         self.stride = c.stride_time
         self.window = window
         self.time_major = features.n_fft == self.hop  # frames do not overlap
-        self.tail = features.n_fft - self.hop
+        self.tail = geometry.tail_samples
         self.energy_limit = _energy_limit(model)
 
     def forward(self, audio: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -195,7 +196,7 @@ def export_onnx(checkpoint: Path, out: Path, max_window_seconds: float = 1.0,
         else "int8, weight-only (fallback)"))
     meta = {**{k: str(v) for k, v in layout.items()}, "sample_rate": str(features.sample_rate),
             "threshold": repr(stream.threshold), "keyword": state["keyword"],
-            EXTRA_FILE: json.dumps(info, default=str)}
+            EXPORT_INFO: json.dumps(info, default=str)}
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kws_search.deploy.torchscript import EXTRA_FILE
+from kws_search.options import EXPORT_INFO
 
 NO_PROBS = np.zeros(0, np.float32)  # what a chunk that completes no step returns
 
@@ -44,7 +44,7 @@ class OnnxStream:
         self.block = int(meta["block_samples"])
         self.lead = int(meta["lead_samples"])
         self.warmup = int(meta["warmup_blocks"])
-        self.info = json.loads(meta.get(EXTRA_FILE, "{}"))
+        self.info = json.loads(meta.get(EXPORT_INFO, "{}"))
         self.inputs = self.session.get_inputs()
         self.names = [i.name for i in self.inputs[1:]]
         self.pending = np.zeros(self.block, np.float32)  # the block being filled

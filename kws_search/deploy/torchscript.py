@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from kws_search.checkpoint import (
-    EXPORT_INFO,
     CheckpointError,
     is_exported,
     load_model,
@@ -42,10 +41,10 @@ from kws_search.errors import ConfigError
 from kws_search.files import write_atomic
 from kws_search.geometry import StreamGeometry
 from kws_search.models import CRNN, CRNNConfig
+from kws_search.options import EXPORT_INFO
 
 logger = logging.getLogger(__name__)
 
-EXTRA_FILE = EXPORT_INFO
 KEYWORD_CLASS = 1
 
 
@@ -80,7 +79,6 @@ class StreamingKWS(nn.Module):
         self.pad = geometry.pad
         self.stride_time = geometry.stride
         self.max_window_length = geometry.window_steps(max_window_seconds)
-        self.window_length = self.max_window_length
         self.window_seconds = float(max_window_seconds)
         self.threshold = float(threshold)
         c = model_config
@@ -265,7 +263,7 @@ def export_checkpoint(checkpoint: Path, out: Path, max_window_seconds: float = 1
     info = export_info(state, checkpoint, module, max_window_length=module.max_window_length)
     buffer = io.BytesIO()
     torch.jit.save(scripted, buffer,
-                   _extra_files={EXTRA_FILE: json.dumps(info, indent=2, default=str)})
+                   _extra_files={EXPORT_INFO: json.dumps(info, indent=2, default=str)})
     try:  # Python's own file errors name the path and the reason (a C++ enforce does not)
         write_atomic(out, buffer.getvalue())  # nothing half-written is left behind
     except OSError as exc:
@@ -307,9 +305,9 @@ def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
         raise CheckpointError(f"{path} is {kind}, not a streaming model made by `kws-search "
                               "export`; export it first (`kws-search export --trial N`, or "
                               "`--export-teacher` for the teacher)")
-    extra = {EXTRA_FILE: ""}
+    extra = {EXPORT_INFO: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     module.eval()
     module.reset()
-    info = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    info = json.loads(extra[EXPORT_INFO]) if extra[EXPORT_INFO] else {}
     return module, info

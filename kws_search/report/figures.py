@@ -14,11 +14,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kws_search.report.tables import StudyInfo, format_value
-from kws_search.search.attrs import MODEL_SPEEDUP
-from kws_search.search.budgets import OVER_BUDGET
+from kws_search.search.attrs import MODEL_SPEEDUP, PRUNED_AT
+from kws_search.search.budgets import OVER_BUDGET, show
 
-# (seed, speed-up, compression) the seeds reached by hand, relative to their own teachers.
-SEED_RESULTS: tuple[tuple[str, float, float], ...] = (
+# (report, speed-up, compression) people reached by hand (the course reports), relative to
+# their own teachers.
+HAND_MADE_RESULTS: tuple[tuple[str, float, float], ...] = (
     ("000", 10.1, 8.8), ("001", 9.65, 10.1), ("002", 10.0, 38.0), ("004", 10.9, 10.3))
 TARGET = 10.0  # the task: 10x faster and 10x smaller
 FIGURES = {"quality_vs_macs": "Quality vs MACs (Metric-FLOPs)",
@@ -81,7 +82,6 @@ def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.F
     label = {"macs": "network MACs per 1 s clip (log; the front end's, counted in speed-up and "
                      "--max-macs, are apart)",
              "bytes": "stored size, bytes (log; the front end's tables apart)"}[x]
-    target = {"macs": f"{TARGET:g}x fewer network MACs", "bytes": f"{TARGET:g}x smaller"}[x]
     done = _complete(table)
     fig = go.Figure()
     grey = done[~done["feasible"].astype(bool)]
@@ -105,27 +105,14 @@ def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.F
                     "line": {"color": "black", "width": 1}},
             hovertext=[f"teacher: {x} {teacher_x}, quality {info.teacher.get('val_quality')}"],
             hoverinfo="text"))
-        top = max([*done["quality"].dropna(), info.teacher.get("val_quality") or 0.0,
-                   info.quality_bar or 0.0])
-        if info.quality_bar:
-            top = min(top, Y_CLIP * info.quality_bar)
-        fig.add_trace(_reference_line([teacher_x / TARGET] * 2, [0.0, top], target))
+        _add_size_lines(fig, done, info, x, teacher_x)
     if info.quality_bar is not None:
         fig.add_hline(y=info.quality_bar, line_dash="dash", line_color="firebrick",
                       annotation_text=f"bar: {info.margin:g}x teacher = "
                                       f"{info.quality_bar:.3g}",
                       annotation_position="top left")
         if teacher_x:
-            for i, (seed, speedup, compression) in enumerate(SEED_RESULTS):
-                ratio = speedup if x == "macs" else compression
-                fig.add_trace(go.Scatter(
-                    x=[teacher_x / ratio], y=[info.quality_bar], mode="markers",
-                    name=f"seed {seed} (by hand)",
-                    marker={"symbol": "diamond-wide-open", "size": 14, "line": {"width": 2},
-                            "color": ("#444", "#7f7f7f", "#17becf", "#bcbd22")[i]},
-                    hovertext=[f"seed {seed} by hand: {speedup}x speed-up, {compression}x "
-                               "compression vs its own teacher, quality within its bar"],
-                    hoverinfo="text"))
+            _add_hand_made(fig, x, teacher_x, info.quality_bar)
     title = f"{info.name}: {FIGURES['quality_vs_' + x]}"
     fig.update_layout(title=title, xaxis={"type": "log", "title": label},
                       yaxis={"title": "quality: FA/FR AUC on validation (lower is better)",
@@ -133,6 +120,35 @@ def metric_figure(table: pd.DataFrame, info: StudyInfo, x: str = "macs") -> go.F
                       template="plotly_white", legend={"itemsizing": "constant"})
     _clip_quality_axis(fig, done, info)
     return fig
+
+
+def _add_size_lines(fig: go.Figure, done: pd.DataFrame, info: StudyInfo, x: str,
+                    teacher_x: float) -> None:
+    """Dotted lines at 10x the teacher's MACs or bytes and, on the bytes figure, at the
+    study's --max-bytes."""
+    top = max([*done["quality"].dropna(), info.teacher.get("val_quality") or 0.0,
+               info.quality_bar or 0.0])
+    if info.quality_bar:
+        top = min(top, Y_CLIP * info.quality_bar)
+    target = {"macs": f"{TARGET:g}x fewer network MACs", "bytes": f"{TARGET:g}x smaller"}[x]
+    fig.add_trace(_reference_line([teacher_x / TARGET] * 2, [0.0, top], target))
+    if x == "bytes" and info.budgets.get("bytes"):  # the device's: a line at its limit
+        fig.add_trace(_reference_line([info.budgets["bytes"]] * 2, [0.0, top],
+                                      f"--max-bytes {show(info.budgets['bytes'], 'bytes')}"))
+
+
+def _add_hand_made(fig: go.Figure, x: str, teacher_x: float, bar: float) -> None:
+    """The course reports' hand-made students at the bar (each within its own teacher's), at
+    the teacher's MACs or bytes over the ratio they reported."""
+    for i, (seed, speedup, compression) in enumerate(HAND_MADE_RESULTS):
+        ratio = speedup if x == "macs" else compression
+        fig.add_trace(go.Scatter(
+            x=[teacher_x / ratio], y=[bar], mode="markers", name=f"seed {seed} (by hand)",
+            marker={"symbol": "diamond-wide-open", "size": 14, "line": {"width": 2},
+                    "color": ("#444", "#7f7f7f", "#17becf", "#bcbd22")[i]},
+            hovertext=[f"seed {seed} by hand: {speedup}x speed-up, {compression}x "
+                       "compression vs its own teacher, quality within its bar"],
+            hoverinfo="text"))
 
 
 def _clip_quality_axis(fig: go.Figure, done: pd.DataFrame, info: StudyInfo) -> None:
@@ -148,9 +164,20 @@ def _clip_quality_axis(fig: go.Figure, done: pd.DataFrame, info: StudyInfo) -> N
                                 f"{Y_CLIP:g}x the bar not shown: autoscale to see them)")
 
 
+def _stopped_trace(stopped: pd.DataFrame) -> go.Scatter:
+    """Students stopped at a rung: their sizes are known, their quality is not final."""
+    return go.Scatter(
+        x=stopped["model_speedup"], y=stopped["compression"], mode="markers",
+        name="stopped early (pruned at a rung)", hoverinfo="text",
+        hovertext=[f"trial {n}: stopped at epoch {e:g}" for n, e in
+                   zip(stopped["number"], stopped[PRUNED_AT], strict=True)],
+        marker={"color": "lightgrey", "size": 5, "symbol": "x-thin",
+                "line": {"color": "grey", "width": 1}})
+
+
 def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
-    """Network speed-up (the seeds' measure, so their points sit on the axis) against
-    compression, feasible coloured by quality, with the 10x/10x target."""
+    """Network speed-up (the hand-made searches' measure, so their points sit on the axis)
+    against compression, feasible coloured by quality, with the 10x/10x target."""
     done = _complete(table)
     ok = done[done["feasible"].astype(bool)]
     grey = done[~done["feasible"].astype(bool)]
@@ -158,13 +185,7 @@ def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
     fig = go.Figure()
     stopped = table[table["state"] == "PRUNED"].dropna(subset=["model_speedup"])
     if not stopped.empty:
-        fig.add_trace(go.Scatter(
-            x=stopped["model_speedup"], y=stopped["compression"], mode="markers",
-            name="stopped early (pruned at a rung)", hoverinfo="text",
-            hovertext=[f"trial {n}: stopped at epoch {e:g}" for n, e in
-                       zip(stopped["number"], stopped["pruned_at_epoch"], strict=True)],
-            marker={"color": "lightgrey", "size": 5, "symbol": "x-thin",
-                    "line": {"color": "grey", "width": 1}}))
+        fig.add_trace(_stopped_trace(stopped))
     fig.add_trace(go.Scatter(x=grey["model_speedup"], y=grey["compression"], mode="markers",
                              name="infeasible (above the bar)", hovertext=_hover(grey),
                              hoverinfo="text", marker={"color": "lightgrey", "size": 8,
@@ -177,25 +198,25 @@ def tradeoff_figure(table: pd.DataFrame, info: StudyInfo) -> go.Figure:
                 "colorbar": {"title": "quality"}, "cmin": 0, "cmax": info.quality_bar}))
     fig.add_trace(_front_rings(done[done["on_front"]], MODEL_SPEEDUP, "compression"))
     fig.add_trace(go.Scatter(
-        x=[s for _, s, _ in SEED_RESULTS], y=[c for _, _, c in SEED_RESULTS],
-        mode="markers+text", name="seeds (by hand)", text=[s for s, _, _ in SEED_RESULTS],
+        x=[s for _, s, _ in HAND_MADE_RESULTS], y=[c for _, _, c in HAND_MADE_RESULTS],
+        mode="markers+text", name="seeds (by hand)", text=[s for s, _, _ in HAND_MADE_RESULTS],
         textposition="top right", hoverinfo="text",
-        hovertext=[f"seed {s} by hand: {x}x, {y}x" for s, x, y in SEED_RESULTS],
+        hovertext=[f"seed {s} by hand: {x}x, {y}x" for s, x, y in HAND_MADE_RESULTS],
         marker={"symbol": "diamond-wide-open", "size": 14, "color": "#444",
                 "line": {"width": 2}}))
     fig.add_trace(go.Scatter(x=[1], y=[1], mode="markers+text", name="teacher",
                              text=["teacher"], textposition="top center",
                              marker={"symbol": "star", "size": 18, "color": "gold",
                                      "line": {"color": "black", "width": 1}}))
-    xs = [1.0, TARGET, *done["model_speedup"].dropna(), *(s for _, s, _ in SEED_RESULTS)]
-    ys = [1.0, TARGET, *done["compression"].dropna(), *(c for _, _, c in SEED_RESULTS)]
+    xs = [1.0, TARGET, *done["model_speedup"].dropna(), *(s for _, s, _ in HAND_MADE_RESULTS)]
+    ys = [1.0, TARGET, *done["compression"].dropna(), *(c for _, _, c in HAND_MADE_RESULTS)]
     fig.add_trace(_reference_line([TARGET] * 2, [min(ys), max(ys)],
                                   f"{TARGET:g}x network speed-up"))
     fig.add_trace(_reference_line([min(xs), max(xs)], [TARGET] * 2,
                                   f"{TARGET:g}x compression", at_start=True))
     fig.update_layout(title=f"{info.name}: {FIGURES['speedup_vs_compression']}",
                       xaxis={"type": "log", "title": "network speed-up: teacher / student network "
-                                                     "MACs (the seeds' measure)"},
+                                                     "MACs (the hand-made searches' measure)"},
                       yaxis={"type": "log", "title": "compression: teacher bytes / student bytes"},
                       template="plotly_white",
                       legend={"orientation": "h", "y": -0.15, "itemsizing": "constant"})

@@ -44,8 +44,8 @@ from kws_search.report.tables import (
     trials_table,
 )
 from kws_search.report.wakeword import study_wakeword
+from kws_search.search.progress import Progress, complete_text, progress_of
 from kws_search.search.storage import load_study
-from kws_search.search.study import Progress, complete_text, progress_of
 
 
 @dataclass

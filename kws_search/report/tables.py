@@ -19,8 +19,6 @@ from optuna.trial import FrozenTrial, TrialState
 from kws_search.options import QUALITY_MARGIN
 from kws_search.search.answer import curve, front_pool, pareto_front, ratio
 from kws_search.search.attrs import (
-    BUDGET_EPOCHS,
-    BUDGET_SAMPLES,
     BY_ENGINE,
     CHECKPOINT_ARTIFACT,
     CONSTRAINTS_KEY,
@@ -31,14 +29,18 @@ from kws_search.search.attrs import (
     RATIO,
     RATIO_HI,
     RATIO_LO,
+    TEACHER,
     TEST_QUALITY,
     TRAIN_SECONDS,
+    TRAINED_EPOCHS,
+    TRAINED_SAMPLES,
     feasible,
+    study_teacher,
 )
 from kws_search.search.budgets import LIMITS, OVER_BUDGET, show
 from kws_search.search.fidelity import is_final
 
-MEASURES = ("stage", "final_of", BUDGET_EPOCHS, BUDGET_SAMPLES,
+MEASURES = ("stage", "final_of", TRAINED_EPOCHS, TRAINED_SAMPLES,
             "val_quality", "val_quality_lo", "val_quality_hi", TEST_QUALITY, RATIO, RATIO_LO,
             RATIO_HI,
             "float_val_quality", "best_epoch", "macs", "frontend_macs", MODEL_SPEEDUP,
@@ -82,7 +84,7 @@ class StudyInfo:
 def study_info(study: optuna.Study) -> StudyInfo:
     """The teacher, bar and cross-engine numbers `run` recorded as study attributes."""
     attrs = study.user_attrs
-    return StudyInfo(study.study_name, dict(attrs.get("teacher") or {}), attrs.get("quality_bar"),
+    return StudyInfo(study.study_name, dict(attrs.get(TEACHER) or {}), attrs.get("quality_bar"),
                      dict(attrs.get("teacher_cross") or {}), attrs.get("cross_data"),
                      float(attrs.get("quality_margin", QUALITY_MARGIN)),
                      dict(attrs.get("budgets") or {}))
@@ -163,7 +165,7 @@ def front_table(table: pd.DataFrame, info: StudyInfo) -> pd.DataFrame:
                                zip(front[RATIO_LO], front[RATIO_HI], strict=True)]
     params = [c for c in table.columns if c.startswith("params_")]
     cross = [c for c in ("cross_quality", "cross_detected") if c in table.columns]
-    columns = ["number", "stage", BUDGET_EPOCHS, "quant", "val_quality", CI_COLUMN,
+    columns = ["number", "stage", TRAINED_EPOCHS, "quant", "val_quality", CI_COLUMN,
                VAL_RATIO, RATIO, RATIO_COLUMN, "test_quality", *cross, "speedup",
                MODEL_SPEEDUP, "compression",
                "latency_ms", "latency_speedup", "params", "macs", "frontend_macs", "bytes",
@@ -245,7 +247,7 @@ def answer(study: optuna.Study) -> dict[str, Any]:
     of each one's paired 90% interval), else the search's complete trials (on validation)."""
     trials = study.get_trials(deepcopy=False)
     pool = front_pool(trials)
-    teacher = study.user_attrs.get("teacher") or {}
+    teacher = study_teacher(study)
     quality = teacher.get("val_quality")
     rows = curve(pool, quality) if quality else []
     finals = bool(pool) and is_final(pool[0])
@@ -261,8 +263,8 @@ def answer(study: optuna.Study) -> dict[str, Any]:
             "margin": float(study.user_attrs.get("quality_margin", QUALITY_MARGIN)),
             "budgets": dict(study.user_attrs.get("budgets") or {}),
             "basis": "finalists" if finals else "search trials", "students": len(pool),
-            BUDGET_EPOCHS: sorted({t.user_attrs.get(BUDGET_EPOCHS) for t in pool
-                                     if t.user_attrs.get(BUDGET_EPOCHS) is not None}),
+            TRAINED_EPOCHS: sorted({t.user_attrs.get(TRAINED_EPOCHS) for t in pool
+                                     if t.user_attrs.get(TRAINED_EPOCHS) is not None}),
             "closest": None if closest is None else {
                 "trial": closest.number, "times_teacher": ratio(closest, quality)[0],
                 "times_teacher_upper": ratio(closest, quality)[1],

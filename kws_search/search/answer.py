@@ -2,9 +2,9 @@
 
 For each quality level (a multiple of the teacher's quality) the curve names the student with
 the best speed-up (the whole pipeline, front end included, as the study counts it), the best
-speed-up of the networks alone (what the seeds reported), and the best compression, among the
-students within that level. Pure functions over Optuna trials, so the search (choosing
-finalists), `run`, `report` and `export` read one curve.
+speed-up of the networks alone (what the hand-made searches reported), and the best
+compression, among the students within that level. Pure functions over Optuna trials, so the
+search (choosing finalists), `run`, `report` and `export` read one curve.
 
 A finalist is judged on the test split, which no decision saw, by its quality over the
 teacher's on the same clips with a paired 90% interval (`measure.paired_ratio`): it counts at
@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from kws_search.search.attrs import DIRECTIONS, MODEL_SPEEDUP, RATIO, RATIO_HI
+from kws_search.search.attrs import CONSTRAINTS_KEY, DIRECTIONS, MODEL_SPEEDUP, RATIO, RATIO_HI
 from kws_search.search.budgets import OVER_BUDGET
 from kws_search.search.fidelity import is_final
 
@@ -57,8 +57,8 @@ class Level:
 
 def front_pool(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """The complete trials one front is made of: the finalists once there are any (trained to
-    convergence), else the search trials; a front never mixes the two budgets. Students over
-    a device budget were never trained, so they are in no front."""
+    convergence), else the search trials; a front never mixes the two training lengths.
+    Students over a device budget were never trained, so they are in no front."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
                 and OVER_BUDGET not in t.user_attrs]
     finals = [t for t in complete if is_final(t)]
@@ -78,7 +78,7 @@ def pareto_front(trials: Sequence[FrozenTrial], feasible_only: bool = True,
 
 
 def _unconstrained(trial: FrozenTrial) -> FrozenTrial:
-    attrs = {k: v for k, v in trial.system_attrs.items() if k != "constraints"}
+    attrs = {k: v for k, v in trial.system_attrs.items() if k != CONSTRAINTS_KEY}
     return optuna.trial.create_trial(state=trial.state, values=trial.values,
                                      params=trial.params, distributions=trial.distributions,
                                      user_attrs=trial.user_attrs, system_attrs=attrs)
@@ -93,6 +93,12 @@ def ratio(trial: FrozenTrial, teacher_quality: float) -> tuple[float, float]:
         return float(attrs[RATIO]), float(attrs[RATIO_HI])
     point = trial.values[0] / teacher_quality
     return point, point
+
+
+def within_for(times_teacher: float) -> float:
+    """The `export --within` that admits a student `times_teacher` the teacher's quality (the
+    upper end of its ratio): that multiple rounded up to a tenth."""
+    return math.ceil(times_teacher * 10) / 10
 
 
 def curve(trials: Sequence[FrozenTrial], teacher_quality: float,

@@ -21,18 +21,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from kws_search.errors import ConfigError
 
 UNTRAINED_QUALITY = 1.0  # the worst FA/FR area: what an over-budget (untrained) trial records
 OVER_BUDGET = "over_budget"  # trial attr: which budgets it is over, one line
 
+
 # budget -> (the trial's number it limits, the option that sets it, unit kind)
-LIMITS = {"bytes": ("bytes", "--max-bytes", "bytes"),
-          "ram": ("peak_ram", "--max-ram", "bytes"),
-          "macs": ("macs_per_second", "--max-macs", "count"),
-          "latency": ("hop_us", "--max-latency", "time")}
+class Limit(NamedTuple):
+    """One kind of device budget: the trial attribute it bounds, its option, its unit."""
+
+    stat: str
+    option: str
+    unit: str  # "bytes", "count" or "time" (`parse_amount`, `show`)
+
+
+LIMITS = {"bytes": Limit("bytes", "--max-bytes", "bytes"),
+          "ram": Limit("peak_ram", "--max-ram", "bytes"),
+          "macs": Limit("macs_per_second", "--max-macs", "count"),
+          "latency": Limit("hop_us", "--max-latency", "time")}
 _BYTES = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024 ** 2, "mib": 1024 ** 2}
 _COUNT = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 _TIME = {"us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
@@ -81,7 +90,7 @@ class Budgets:
         if unknown:
             raise ConfigError(f"{source}: unknown budget(s) {sorted(unknown)}; use "
                               f"{sorted(LIMITS)}")
-        return cls(**{k: None if v is None else parse_amount(v, LIMITS[k][2], f"{source}.{k}")
+        return cls(**{k: None if v is None else parse_amount(v, LIMITS[k].unit, f"{source}.{k}")
                       for k, v in given.items()})
 
     def over(self, other: Budgets) -> Budgets:
@@ -97,23 +106,23 @@ class Budgets:
 
     def excess(self, numbers: dict[str, float]) -> list[float]:
         """Per active budget (in a fixed order), value / budget - 1: <= 0 fits."""
-        return [numbers[LIMITS[k][0]] / v - 1 for k, v in self.active().items()]
+        return [numbers[LIMITS[k].stat] / v - 1 for k, v in self.active().items()]
 
     def broken(self, numbers: dict[str, float]) -> str:
         """'' when `numbers` fit every budget; else which they break, one line."""
-        return "; ".join(f"{LIMITS[k][0]} {show(numbers[LIMITS[k][0]], LIMITS[k][2])} > "
-                         f"{LIMITS[k][1]} {show(v, LIMITS[k][2])}"
-                         for k, v in self.active().items() if numbers[LIMITS[k][0]] > v)
+        return "; ".join(f"{LIMITS[k].stat} {show(numbers[LIMITS[k].stat], LIMITS[k].unit)} > "
+                         f"{LIMITS[k].option} {show(v, LIMITS[k].unit)}"
+                         for k, v in self.active().items() if numbers[LIMITS[k].stat] > v)
 
     def fit_text(self, numbers: dict[str, float]) -> str:
         """Each budget beside the student's number: 'bytes 12.1 KB <= --max-bytes 27.5 KB'."""
         return "; ".join(
-            f"{LIMITS[k][0]} {show(numbers[LIMITS[k][0]], LIMITS[k][2])} "
-            f"{'<=' if numbers[LIMITS[k][0]] <= v else '>'} {LIMITS[k][1]} "
-            f"{show(v, LIMITS[k][2])}"
-            for k, v in self.active().items() if LIMITS[k][0] in numbers)
+            f"{LIMITS[k].stat} {show(numbers[LIMITS[k].stat], LIMITS[k].unit)} "
+            f"{'<=' if numbers[LIMITS[k].stat] <= v else '>'} {LIMITS[k].option} "
+            f"{show(v, LIMITS[k].unit)}"
+            for k, v in self.active().items() if LIMITS[k].stat in numbers)
 
     def describe(self) -> str:
         """'--max-bytes 16.0 KB, --max-macs 300.0K' (or 'none')."""
-        return ", ".join(f"{LIMITS[k][1]} {show(v, LIMITS[k][2])}"
+        return ", ".join(f"{LIMITS[k].option} {show(v, LIMITS[k].unit)}"
                          for k, v in self.active().items()) or "none"

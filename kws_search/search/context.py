@@ -25,13 +25,10 @@ from kws_search.evaluate import EvalSet, eval_features, load_eval_set, summarize
 from kws_search.files import write_atomic
 from kws_search.measure import (
     bootstrap_interval,
-    frontend_bytes,
-    frontend_macs,
-    macs_per_second,
+    model_cost,
     predict_deployed,
     teacher_answer,
 )
-from kws_search.memory import peak_ram_bytes
 from kws_search.search.settings import DataSettings, Measures, StudySettings
 from kws_search.search.space import FrontEnd, load_space
 from kws_search.search.storage import artifact_dir_for
@@ -41,6 +38,7 @@ from kws_search.train import TrainConfig
 logger = logging.getLogger(__name__)
 
 CALIBRATION_CLIPS = 512
+
 
 @dataclass(frozen=True)
 class CrossSet:
@@ -134,11 +132,8 @@ def build_context(data: DataSettings, study: StudySettings, progress: bool = Tru
                                           data.cache_dir, progress=progress)
     teacher, metrics = load_teacher(data.teacher, features)
     metrics = _with_quality_interval(metrics, teacher, features)
-    metrics.update(frontend_macs=frontend_macs(teacher.config, features.config),
-                   frontend_bytes=frontend_bytes(features.config),
-                   peak_ram=peak_ram_bytes(teacher.config, features.config))
-    metrics["macs_per_second"] = macs_per_second(metrics["macs"] + metrics["frontend_macs"],
-                                                 features.config)
+    # the teacher's cost as the students' is computed (a checkpoint may predate a measure)
+    metrics.update(model_cost(teacher.config, "none", features.config).to_dict())
     measures = study.measures
     if measures.speed == "latency":  # timed once per study: `teacher_hop_us` once it has it
         metrics["hop_us"] = teacher_hop_us or hop_latency_us(teacher, "none", features.config,
@@ -176,6 +171,7 @@ def teacher_recipe(path: Path) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in stored.items() if k in known})
 
+
 def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
                            features: FeatureSet) -> dict[str, Any]:
     """Teacher metrics with the validation interval; teachers saved before it was measured
@@ -186,6 +182,7 @@ def _with_quality_interval(metrics: dict[str, Any], teacher: torch.nn.Module,
     lo, hi = bootstrap_interval(predict_deployed(teacher, features.validation), labels)
     return {**metrics, "val_quality_lo": lo, "val_quality_hi": hi}
 
+
 def _cross_set(data: DataSettings, teacher: torch.nn.Module, threshold: float) -> CrossSet:
     """The cross-engine clips, their features, and the teacher's numbers on them."""
     eval_set = load_eval_set(data.cross_data, data.keyword, data.features)
@@ -195,9 +192,11 @@ def _cross_set(data: DataSettings, teacher: torch.nn.Module, threshold: float) -
                 len(eval_set.paths), cross.teacher["quality"])
     return cross
 
+
 def _ensure_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
 
 def _cached_teacher_outputs(teacher: torch.nn.Module, features: Any,
                             data: DataSettings) -> TeacherOutputs:

@@ -11,7 +11,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +23,26 @@ from kws_search.checkpoint import save_checkpoint
 from kws_search.data.features import FeatureSet
 from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import hop_latency_us
-from kws_search.measure import (
-    answer_measures,
-    count_macs,
-    frontend_bytes,
-    frontend_macs,
-    macs_per_second,
-    measure_model,
-)
-from kws_search.memory import peak_ram_bytes
+from kws_search.measure import answer_measures, measure_model, model_cost
 from kws_search.models import CRNN, CRNNConfig
 from kws_search.quantize import (
     calibrate,
     convert,
     prepare_for_training,
     quantized_modules,
-    quantized_structure,
     state_dict_bytes,
-    stored_bytes,
 )
 from kws_search.search.attrs import (
-    BUDGET_EPOCHS,
-    BUDGET_SAMPLES,
     CHECKPOINT_ARTIFACT,
     CONSTRAINTS_KEY,
     FAIL_REASON,
+    PRUNED_AT,
     TRAIN_SECONDS,
+    TRAINED_EPOCHS,
+    TRAINED_SAMPLES,
 )
-from kws_search.search.budgets import OVER_BUDGET, UNTRAINED_QUALITY, Budgets
-from kws_search.search.context import SearchContext, cross_summary
+from kws_search.search.budgets import OVER_BUDGET, UNTRAINED_QUALITY
+from kws_search.search.context import SearchContext, StudentFeatures, cross_summary
 from kws_search.search.fidelity import (
     FINAL_OF,
     FINAL_STAGE,
@@ -59,12 +50,12 @@ from kws_search.search.fidelity import (
     SEARCH_STAGE,
     STAGE,
     RungJudge,
+    Rungs,
 )
 from kws_search.search.space import SearchSpace
-from kws_search.train import NonFiniteLoss, train
+from kws_search.train import NonFiniteLoss, TrainResult, train
 
 logger = logging.getLogger(__name__)
-
 
 
 def make_objective(context: SearchContext, space: SearchSpace,
@@ -72,121 +63,177 @@ def make_objective(context: SearchContext, space: SearchSpace,
                    ) -> Callable[[optuna.Trial], tuple[float, float, float]]:
     """The trial function for `study.optimize`; `after_epoch()` runs after every training epoch
     (an exception it raises ends the trial there)."""
-    teacher = context.teacher_metrics
-    rungs = space.rungs
-
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
-        config = space.sample(trial)
-        final = FINAL_OF in trial.user_attrs  # a finalist: trained as the teacher was
-        if final:
-            config = replace(config, train=replace(context.final_train,
-                                                   seed=config.train.seed))
-        # the teacher's features (an imported teacher's may differ), or the student's own
-        own = context.student_features(config.front_end)
-        features = own.features
-        config = replace(config, model=replace(config.model, n_mels=features.config.n_mels))
         start = time.perf_counter()
-        # speed-up and compression follow from the architecture alone: known before training,
-        # so students stopped at a rung are compared (and reported) with them
-        float_twin = CRNN(config.model)
-        size = architecture_size(float_twin, config.quant, features.config, teacher)
-        speed, budgets = context.measures.speed, context.measures.budgets
-        if speed == "model-macs":  # the seeds' measure: the networks alone
-            size["speedup"] = size["model_speedup"]
-        if speed == "latency":  # measured on the untrained model: weights do not count
-            probe = _calibrated_probe(config.model, config.quant, own.calibration)
-            size["hop_us"] = hop_latency_us(probe, config.quant, features.config,
-                                            context.measures.runtime)
-            size["speedup"] = teacher["hop_us"] / size["hop_us"]
-        for key, value in size.items():
-            trial.set_user_attr(key, value)
-        over = _over_budget(trial, budgets, size, config, own, context.measures.runtime)
-        if over:  # never trained: ends now, infeasible by the budgets it breaks
+        student = plan_student(trial, context, space)
+        if record_budgets(trial, context, student):  # never trained: infeasible by its budgets
             trial.set_user_attr(TRAIN_SECONDS, time.perf_counter() - start)
-            _set_constraint(trial, UNTRAINED_QUALITY - context.quality_bar,
-                            budgets.excess(size))
-            return UNTRAINED_QUALITY, size["speedup"], size["compression"]
-        torch.manual_seed(config.train.seed + trial.number)
-        student = prepare_for_training(CRNN(config.model), config.quant)
-        judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
-                          size["compression"]) if rungs.epochs and not final else None
-        trial.set_user_attr(STAGE, FINAL_STAGE if final else SEARCH_STAGE)
-        per_epoch = config.train.samples_per_epoch or features.train.shape[1]
-        per_epoch = max(1, per_epoch // config.train.batch_size) * config.train.batch_size
-
-        def on_epoch(epoch: int, best_quality: float) -> None:
-            if after_epoch is not None:
-                after_epoch()
-            if judge is not None:
-                judge(epoch, best_quality)
-        try:
-            result = train(student, features, config.train, config.distill,
-                           context.teacher_outputs, on_epoch=on_epoch)
-        except NonFiniteLoss as exc:
-            trial.set_user_attr(FAIL_REASON, str(exc))
-            raise
-        except optuna.TrialPruned:
-            stopped_at = trial.user_attrs["pruned_at_epoch"]
-            trial.set_user_attr(TRAIN_SECONDS, time.perf_counter() - start)
-            trial.set_user_attr(BUDGET_EPOCHS, stopped_at)
-            trial.set_user_attr(BUDGET_SAMPLES, stopped_at * per_epoch)
-            # infeasible by its quality so far, so samplers rank it with the students that
-            # missed the bar instead of counting it feasible (a pruned trial has no values)
-            _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
-                            - context.quality_bar, budgets.excess(size))
-            raise
-        calibrated = calibrate(student, config.quant, own.calibration)
-        deployed = convert(calibrated, config.quant)
-        train_seconds = time.perf_counter() - start
-        measures = measure_model(deployed, float_twin, features)
-        if final:  # the answer: on the test split, against the teacher on the same clips
-            measures.update(answer_measures(deployed, features,
-                                            context.teacher_test_probs(own.features)))
-        quality, threshold = measures["val_quality"], measures["threshold"]
-        if not math.isfinite(quality):
-            raise NonFiniteLoss(f"validation quality is {quality}; the student diverged")
-        measures.update({
-            "float_val_quality": result.best_quality,
-            "best_epoch": result.best_epoch,
-            "state_dict_bytes": state_dict_bytes(deployed),
-            "quant": config.quant,
-            "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
-            TRAIN_SECONDS: train_seconds,
-            # what it was trained on: epochs run (to convergence for a finalist) and samples
-            BUDGET_EPOCHS: len(result.history),
-            BUDGET_SAMPLES: len(result.history) * per_epoch,
-        })
-        speedup, compression = size["speedup"], size["compression"]
-        measures.update(latency_speedup=teacher["latency_ms"] / measures["latency_ms"])
-        if own.cross is not None:  # recorded only: never an objective or the constraint
-            cross = cross_summary(deployed, own.cross, threshold)
-            measures.update({f"cross_{k}": v for k, v in cross.items()})
-        for key, value in measures.items():
-            trial.set_user_attr(key, value)
-        _set_constraint(trial, quality - context.quality_bar, budgets.excess(size))
-        if context.artifact_dir is not None:
-            _attach_checkpoint(trial, context, features, calibrated, config, measures)
-        return quality, speedup, compression
+            return UNTRAINED_QUALITY, student.size["speedup"], student.size["compression"]
+        model, result = train_through_rungs(trial, context, space.rungs, student, after_epoch,
+                                            start)
+        calibrated, numbers = quantize_and_measure(context, student, model, result, start)
+        return record(trial, context, student, calibrated, numbers)
 
     return objective
 
 
-def architecture_size(float_model: CRNN, quant: str, features: FeatureConfig,
+@dataclass
+class Student:
+    """One trial's student before training: its settings, the features it reads, its float
+    twin (what MACs are counted on) and its size (`architecture_size`)."""
+
+    config: Any  # `space.StudentConfig`
+    own: StudentFeatures
+    float_twin: CRNN
+    size: dict[str, float]
+    final: bool  # a finalist: trained as the teacher was, judged on test
+
+    @property
+    def features(self) -> FeatureSet:
+        return self.own.features
+
+    @property
+    def per_epoch(self) -> int:
+        """Training samples per epoch, whole batches."""
+        train = self.config.train
+        per_epoch = train.samples_per_epoch or self.features.train.shape[1]
+        return max(1, per_epoch // train.batch_size) * train.batch_size
+
+
+def plan_student(trial: optuna.Trial, context: SearchContext, space: SearchSpace) -> Student:
+    """Sample the student and size it. Speed-up and compression follow from the architecture
+    alone: known before training, so students stopped at a rung are compared (and reported)
+    with them. Latency, when the speed-up or a budget needs it, is timed once, here."""
+    config = space.sample(trial)
+    final = FINAL_OF in trial.user_attrs
+    if final:
+        config = replace(config, train=replace(context.final_train, seed=config.train.seed))
+    # the teacher's features (an imported teacher's may differ), or the student's own
+    own = context.student_features(config.front_end)
+    features = own.features.config
+    config = replace(config, model=replace(config.model, n_mels=features.n_mels))
+    teacher, measures = context.teacher_metrics, context.measures
+    size = architecture_size(config.model, config.quant, features, teacher)
+    if measures.speed == "model-macs":  # the hand-made searches' measure: the networks alone
+        size["speedup"] = size["model_speedup"]
+    if measures.speed == "latency" or measures.budgets.latency is not None:
+        probe = _calibrated_probe(config.model, config.quant, own.calibration)
+        size["hop_us"] = hop_latency_us(probe, config.quant, features, measures.runtime)
+    if measures.speed == "latency":  # measured on the untrained model: weights do not count
+        size["speedup"] = teacher["hop_us"] / size["hop_us"]
+    for key, value in size.items():
+        trial.set_user_attr(key, value)
+    return Student(config, own, CRNN(config.model), size, final)
+
+
+def record_budgets(trial: optuna.Trial, context: SearchContext, student: Student) -> str:
+    """Which budgets the student breaks ('' when none). A student over one is never trained:
+    it is recorded infeasible by the budgets it breaks."""
+    budgets = context.measures.budgets
+    over = budgets.broken(student.size)
+    if over:
+        trial.set_user_attr(OVER_BUDGET, over)
+        _set_constraint(trial, UNTRAINED_QUALITY - context.quality_bar,
+                        budgets.excess(student.size))
+    return over
+
+
+def train_through_rungs(trial: optuna.Trial, context: SearchContext, rungs: Rungs,
+                        student: Student, after_epoch: Callable[[], None] | None,
+                        start: float) -> tuple[torch.nn.Module, TrainResult]:
+    """Train the student; at each rung a search student behind its peers stops there, and is
+    recorded infeasible by its quality so far (a pruned trial has no values, so the samplers
+    rank it with the students that missed the bar instead of counting it feasible)."""
+    config = student.config
+    torch.manual_seed(config.train.seed + trial.number)
+    model = prepare_for_training(CRNN(config.model), config.quant)
+    size = student.size
+    judge = RungJudge(trial, rungs, context.quality_bar, size["speedup"],
+                      size["compression"]) if rungs.epochs and not student.final else None
+    trial.set_user_attr(STAGE, FINAL_STAGE if student.final else SEARCH_STAGE)
+
+    def on_epoch(epoch: int, best_quality: float) -> None:
+        if after_epoch is not None:
+            after_epoch()
+        if judge is not None:
+            judge(epoch, best_quality)
+    try:
+        result = train(model, student.features, config.train, config.distill,
+                       context.teacher_outputs, on_epoch=on_epoch)
+    except NonFiniteLoss as exc:
+        trial.set_user_attr(FAIL_REASON, str(exc))
+        raise
+    except optuna.TrialPruned:
+        stopped_at = trial.user_attrs[PRUNED_AT]
+        trial.set_user_attr(TRAIN_SECONDS, time.perf_counter() - start)
+        trial.set_user_attr(TRAINED_EPOCHS, stopped_at)
+        trial.set_user_attr(TRAINED_SAMPLES, stopped_at * student.per_epoch)
+        _set_constraint(trial, trial.user_attrs[f"{RUNG_PREFIX}{stopped_at}"]
+                        - context.quality_bar, context.measures.budgets.excess(size))
+        raise
+    return model, result
+
+
+def quantize_and_measure(context: SearchContext, student: Student, model: torch.nn.Module,
+                         result: TrainResult, start: float,
+                         ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Calibrate and convert the trained student to its mode; measure it as it ships (and, for
+    a finalist, judge it on the test split against the teacher on the same clips). Returns the
+    calibrated model (what its checkpoint stores) and its numbers."""
+    config, features = student.config, student.features
+    calibrated = calibrate(model, config.quant, student.own.calibration)
+    deployed = convert(calibrated, config.quant)
+    train_seconds = time.perf_counter() - start
+    numbers = measure_model(deployed, student.float_twin, features)
+    if student.final:
+        numbers.update(answer_measures(deployed, features,
+                                       context.teacher_test_probs(student.own.features)))
+    if not math.isfinite(numbers["val_quality"]):
+        raise NonFiniteLoss(f"validation quality is {numbers['val_quality']}; the student "
+                            "diverged")
+    numbers.update({
+        "float_val_quality": result.best_quality,
+        "best_epoch": result.best_epoch,
+        "state_dict_bytes": state_dict_bytes(deployed),
+        "quant": config.quant,
+        "quantized_modules": ",".join(quantized_modules(deployed)) or "-",
+        TRAIN_SECONDS: train_seconds,
+        # what it was trained on: epochs run (to convergence for a finalist) and samples
+        TRAINED_EPOCHS: len(result.history),
+        TRAINED_SAMPLES: len(result.history) * student.per_epoch,
+        "latency_speedup": context.teacher_metrics["latency_ms"] / numbers["latency_ms"],
+    })
+    if student.own.cross is not None:  # recorded only: never an objective or the constraint
+        cross = cross_summary(deployed, student.own.cross, numbers["threshold"])
+        numbers.update({f"cross_{k}": v for k, v in cross.items()})
+    return calibrated, numbers
+
+
+def record(trial: optuna.Trial, context: SearchContext, student: Student,
+           calibrated: torch.nn.Module, numbers: dict[str, Any]) -> tuple[float, float, float]:
+    """Write the numbers and the constraint on the trial, attach its checkpoint, and return
+    the objectives."""
+    for key, value in numbers.items():
+        trial.set_user_attr(key, value)
+    quality, size = numbers["val_quality"], student.size
+    _set_constraint(trial, quality - context.quality_bar,
+                    context.measures.budgets.excess(size))
+    if context.artifact_dir is not None:
+        _attach_checkpoint(trial, context, student.features, calibrated, student.config,
+                           numbers)
+    return quality, size["speedup"], size["compression"]
+
+
+def architecture_size(config: CRNNConfig, quant: str, features: FeatureConfig,
                       teacher: dict[str, Any]) -> dict[str, float]:
-    """MACs and bytes of a student, its front end apart, and its ratios to the teacher's.
+    """A student's cost (`measure.model_cost`: MACs and bytes, its front end apart, peak RAM,
+    MACs per second) and its ratios to the teacher's.
 
     `speedup` (the objective) counts the whole pipeline, front end included, for both;
     `model_speedup` the networks alone. `compression` is of the stored weights; the front
     end's tables (`frontend_bytes`) are the same for both and shown apart.
     """
-    config = float_model.config
-    size: dict[str, float] = {
-        "macs": count_macs(float_model, features.n_mels, features.frames),
-        "frontend_macs": frontend_macs(config, features),
-        "bytes": stored_bytes(quantized_structure(config, quant)),
-        "frontend_bytes": frontend_bytes(features),
-        "peak_ram": peak_ram_bytes(config, features)}
-    size["macs_per_second"] = macs_per_second(size["macs"] + size["frontend_macs"], features)
+    size: dict[str, float] = model_cost(config, quant, features).to_dict()
     teacher_total = teacher["macs"] + teacher["frontend_macs"]
     size.update(speedup=teacher_total / (size["macs"] + size["frontend_macs"]),
                 model_speedup=teacher["macs"] / size["macs"],
@@ -202,20 +249,6 @@ def _calibrated_probe(config: CRNNConfig, quant: str, calibration: torch.Tensor)
         with torch.no_grad():
             model(calibration[:16])  # its fake-quant observers need to have seen data
     return calibrate(model.eval(), quant, calibration)
-
-
-def _over_budget(trial: optuna.Trial, budgets: Budgets, size: dict[str, float], config: Any,
-                 own: Any, runtime: str) -> str:
-    """Which budgets the student breaks ('' when none), recorded on the trial; a latency
-    budget times the untrained student first (unless the speed-up already did)."""
-    if budgets.latency is not None and "hop_us" not in size:
-        probe = _calibrated_probe(config.model, config.quant, own.calibration)
-        size["hop_us"] = hop_latency_us(probe, config.quant, own.features.config, runtime)
-        trial.set_user_attr("hop_us", size["hop_us"])
-    over = budgets.broken(size)
-    if over:
-        trial.set_user_attr(OVER_BUDGET, over)
-    return over
 
 
 def _set_constraint(trial: optuna.Trial, violation: float, budgets: list[float]) -> None:

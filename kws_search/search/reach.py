@@ -59,35 +59,16 @@ def smallest(space: SearchSpace, features: FeatureConfig, budgets: Budgets,
     """For each active budget, the smallest value among the space's candidates and the
     parameters that reach it; and under the key '' the first candidate within all budgets
     (absent when none is)."""
-    from kws_search.measure import count_macs, frontend_macs, macs_per_second
-    from kws_search.memory import peak_ram_bytes
-    from kws_search.models import CRNN
-    from kws_search.quantize import quantized_structure, stored_bytes
+    from kws_search.measure import model_cost
 
-    macs: dict = {}
-    stored: dict = {}
     best: dict[str, tuple[float, dict]] = {}
     for params in candidates(space):
         config = space.build(params)
         own = config.front_end.features(features)
         model = replace(config.model, n_mels=own.n_mels)
-        size = {"hop_us": 0.0}
-        if budgets.macs is not None:
-            if (model, own) not in macs:
-                macs[model, own] = macs_per_second(
-                    count_macs(CRNN(model), own.n_mels, own.frames)
-                    + frontend_macs(model, own), own)
-            size["macs_per_second"] = macs[model, own]
-        if budgets.bytes is not None:
-            # a qat student is stored as a static int8 one is (and qat's layout is faster made)
-            mode = "qat" if config.quant == "static_int8" else config.quant
-            if (model, mode) not in stored:
-                stored[model, mode] = stored_bytes(quantized_structure(model, mode))
-            size["bytes"] = stored[model, mode]
-        if budgets.ram is not None:
-            size["peak_ram"] = peak_ram_bytes(model, own)
+        size = {"hop_us": 0.0, **model_cost(model, config.quant, own).to_dict()}
         for name in budgets.active():
-            value = size[LIMITS[name][0]]
+            value = size[LIMITS[name].stat]
             if name not in best or value < best[name][0]:
                 best[name] = (value, params)
         if "" not in best and not budgets.broken(size):

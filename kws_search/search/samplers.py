@@ -25,10 +25,8 @@ def held_students(study: optuna.Study) -> set[tuple]:
     for t in study.get_trials(deepcopy=False):
         if is_final(t):
             continue
-        params = t.params if t.state != TrialState.WAITING else t.system_attrs.get(
-            "fixed_params", {})
-        if params:
-            held.add(_key(params))
+        if t.params:  # a queued trial holds its student's parameters (`queue_hand_tuned`)
+            held.add(_key(t.params))
     return held
 
 

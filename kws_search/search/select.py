@@ -11,8 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kws_search.errors import KwsSearchError
 from kws_search.options import RULES
-from kws_search.search.answer import front_pool, ratio
-from kws_search.search.attrs import CHECKPOINT_ARTIFACT, FAIL_REASON, feasible
+from kws_search.search.answer import front_pool, ratio, within_for
+from kws_search.search.attrs import CHECKPOINT_ARTIFACT, FAIL_REASON, feasible, study_teacher
 from kws_search.search.budgets import OVER_BUDGET
 
 
@@ -33,26 +33,13 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
     """
     trials = study.get_trials(deepcopy=False)
     if trial is not None:
-        match = [t for t in trials if t.number == trial]
-        if not match:
-            raise SelectionError(f"study {study.study_name!r} has no trial {trial} "
-                                 f"(it has trials 0..{len(trials) - 1})")
-        chosen = match[0]
-        if chosen.state != TrialState.COMPLETE:
-            reason = chosen.user_attrs.get(FAIL_REASON, "")
-            raise SelectionError(f"trial {trial} is {chosen.state.name}"
-                                 f"{f' ({reason})' if reason else ''}; pick a complete trial")
-        if OVER_BUDGET in chosen.user_attrs:
-            raise SelectionError(f"trial {trial} is over the study's budgets "
-                                 f"({chosen.user_attrs[OVER_BUDGET]}), so it was never "
-                                 "trained; pick a trial within them")
-        return chosen
+        return _named_trial(study.study_name, trials, trial)
     if rule not in RULES:
         raise SelectionError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
     if within is not None and not (within > 0 and math.isfinite(within)):
         raise SelectionError(f"--within must be a multiple > 0 of the teacher's quality, "
                              f"got {within}")
-    teacher = (study.user_attrs.get("teacher") or {}).get("val_quality")
+    teacher = study_teacher(study).get("val_quality")
     if within is not None and not teacher:
         raise SelectionError(f"study {study.study_name!r} records no teacher quality, so "
                              "--within has nothing to measure against; use --trial N")
@@ -65,23 +52,44 @@ def pick_trial(study: optuna.Study, trial: int | None = None, rule: str = "balan
     if not pool:
         where = ("within the study's bar" if within is None
                  else f"within {within:g}x the teacher's quality")
-        message = (f"no student of study {study.study_name!r} {where} reaches speed-up >= "
-                   f"{min_speedup:g} and compression >= {min_compression:g}")
-        closest = min(candidates, key=lambda t: ratio(t, teacher or 1.0)[1], default=None)
-        if closest is not None and teacher:
-            times = ratio(closest, teacher)[1]
-            message += (f"; the closest is trial {closest.number} at {times:.2f}x the "
-                        f"teacher (speed-up {closest.values[1]:.2f}x, compression "
-                        f"{closest.values[2]:.2f}x): pass --within {math.ceil(times * 10) / 10:g}"
-                        " to choose among students that close, or --trial N")
-        else:
-            message += "; lower the targets or run more trials"
-        raise SelectionError(message)
+        raise SelectionError(f"no student of study {study.study_name!r} {where} reaches "
+                             f"speed-up >= {min_speedup:g} and compression >= "
+                             f"{min_compression:g}; {_closest_hint(candidates, teacher)}")
     keys = {"fastest": lambda t: (-t.values[1], t.values[0]),
             "smallest": lambda t: (-t.values[2], t.values[0]),
             "best": lambda t: (t.values[0], -min(t.values[1:])),
             "balanced": lambda t: (-min(t.values[1], t.values[2]), t.values[0])}
     return min(pool, key=keys[rule])
+
+
+def _named_trial(study_name: str, trials: list[FrozenTrial], number: int) -> FrozenTrial:
+    """Trial `number`, when it is complete and was trained."""
+    match = [t for t in trials if t.number == number]
+    if not match:
+        raise SelectionError(f"study {study_name!r} has no trial {number} "
+                             f"(it has trials 0..{len(trials) - 1})")
+    chosen = match[0]
+    if chosen.state != TrialState.COMPLETE:
+        reason = chosen.user_attrs.get(FAIL_REASON, "")
+        raise SelectionError(f"trial {number} is {chosen.state.name}"
+                             f"{f' ({reason})' if reason else ''}; pick a complete trial")
+    if OVER_BUDGET in chosen.user_attrs:
+        raise SelectionError(f"trial {number} is over the study's budgets "
+                             f"({chosen.user_attrs[OVER_BUDGET]}), so it was never "
+                             "trained; pick a trial within them")
+    return chosen
+
+
+def _closest_hint(candidates: list[FrozenTrial], teacher: float | None) -> str:
+    """The student closest to the teacher and the `--within` that admits it, or what to do
+    when there is none."""
+    closest = min(candidates, key=lambda t: ratio(t, teacher or 1.0)[1], default=None)
+    if closest is None or not teacher:
+        return "lower the targets or run more trials"
+    times = ratio(closest, teacher)[1]
+    return (f"the closest is trial {closest.number} at {times:.2f}x the teacher (speed-up "
+            f"{closest.values[1]:.2f}x, compression {closest.values[2]:.2f}x): pass --within "
+            f"{within_for(times):g} to choose among students that close, or --trial N")
 
 
 def fetch_checkpoint(study: optuna.Study, trial: FrozenTrial, dest: Path) -> Path:

@@ -57,7 +57,7 @@ class StudySettings:
     trials: int = 200
     finalists: int = FINALISTS  # students of the search's front trained again as the teacher was
     measures: Measures = field(default_factory=Measures)
-    seed_hand_tuned: bool = True
+    queue_hand_tuned: bool = True
     allow_changes: bool = False  # resume a study with other data, teacher, features or space
     artifact_dir: Path | None = None  # trial checkpoints (default: beside the storage)
 

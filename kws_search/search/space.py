@@ -36,7 +36,9 @@ from kws_search.search.budgets import LIMITS, Budgets
 from kws_search.search.fidelity import Rungs
 from kws_search.train import TrainConfig
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+# the named spaces: `search_spaces/` of the repository, shipped inside the package as
+# `kws_search/spaces` (a link to it), so a name works from any install, not only an editable one
+SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"
 
 
 @dataclass(frozen=True)

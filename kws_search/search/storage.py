@@ -50,6 +50,7 @@ def artifact_dir_for(storage: str, study: str) -> Path:
         return path.with_name(f"{study}-artifacts")
     return Path("studies") / f"{study}-artifacts"
 
+
 def open_storage(url: str, heartbeat: bool = True, interval: int = HEARTBEAT_INTERVAL,
                  grace: int = GRACE_PERIOD) -> RDBStorage:
     """An RDBStorage with heartbeats (every `interval` s) and retry of trials whose worker died.
@@ -118,6 +119,7 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
         user_attrs=final, system_attrs={"failed_trial": history[0], "retry_history": history}))
 
+
 def retry_interrupted(study: optuna.Study, target: int) -> int:
     """Queue again the students of trials stopped by Ctrl-C or a storage failure (not yet
     retried), as far as the study is short of `target`; returns how many."""
@@ -136,6 +138,7 @@ def retry_interrupted(study: optuna.Study, target: int) -> int:
             queued += not is_final(t)
     return queued
 
+
 def _with_installed_driver(url: str) -> str:
     """`postgresql://` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when only it is here."""
     if (url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None
@@ -143,12 +146,14 @@ def _with_installed_driver(url: str) -> str:
         return "postgresql+psycopg2://" + url[len("postgresql://"):]
     return url
 
+
 def masked_url(url: str) -> str:
     """The URL with its password masked, for messages."""
     try:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL at all: nothing to mask
         return url
+
 
 def _rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
     """RDBStorage(url), retried when another process is creating the same new database's
@@ -164,6 +169,7 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
                 raise
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")
+
 
 def _serialize_sqlite(storage: RDBStorage) -> None:
     """Make every SQLite transaction take the write lock at its start (BEGIN IMMEDIATE).
@@ -186,6 +192,23 @@ def _serialize_sqlite(storage: RDBStorage) -> None:
 
     engine.dispose()  # pooled connections were opened before the hooks
 
+
+def remove_if_untried(path: Path, study: str) -> None:
+    """Delete a SQLite file this run made when its study holds no trial (and its empty
+    artifact folder)."""
+    if not path.is_file():
+        return
+    try:
+        summaries = optuna.get_all_study_summaries(f"sqlite:///{path}")
+    except Exception:  # not a study database after all: leave it alone
+        return
+    if all(s.n_trials == 0 for s in summaries):
+        path.unlink()
+        artifacts = artifact_dir_for(f"sqlite:///{path}", study)
+        if artifacts.is_dir() and not any(artifacts.iterdir()):
+            artifacts.rmdir()
+
+
 def check_writable(folder: Path) -> None:
     """The artifact folder takes a file (before any student trains for it); warn when the
     disk under it is nearly full."""
@@ -200,6 +223,7 @@ def check_writable(folder: Path) -> None:
     if free < LOW_DISK:
         logger.warning("only %d MiB free under %s; every complete trial stores a checkpoint "
                        "there", free >> 20, folder)
+
 
 def storage_text(exc: Exception) -> str:
     """What failed, in one line: the OS reason and path, or the database's message."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import signal
 import threading
 import time
@@ -30,6 +29,8 @@ from kws_search.search.context import SearchContext, build_context
 from kws_search.search.fidelity import FINAL_OF, finished, is_final
 from kws_search.search.interrupts import CtrlC, raise_interrupt, stop_workers
 from kws_search.search.objective import make_objective
+from kws_search.search.progress import Progress, progress_of
+from kws_search.search.queue import queue_finalists, queue_hand_tuned
 from kws_search.search.samplers import TrialSeededSampler
 from kws_search.search.settings import RunSettings, StudySettings
 from kws_search.search.space import load_space
@@ -45,20 +46,19 @@ from kws_search.search.storage import (
     storage_text,
 )
 from kws_search.search.study import (
-    Progress,
     check_identity,
     open_study,
-    progress_of,
-    queue_finalists,
     record_study_info,
-    seed_hand_tuned,
     stored_teacher_hop_us,
     study_identity,
 )
 
 logger = logging.getLogger(__name__)
 
+MAX_FAILURES = 20  # trials failed in a row that stop a worker
+
 MAX_WAIT_POLL = 5.0  # seconds between looks while other workers finish the last trials
+
 
 def with_fail_reason(objective: Callable, target: int, ctrl_c: CtrlC) -> Callable:
     """Prune a trial another worker made surplus; record why a trial failed as a user
@@ -84,6 +84,7 @@ def with_fail_reason(objective: Callable, target: int, ctrl_c: CtrlC) -> Callabl
             raise
     return wrapped
 
+
 def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
     """Prune, before any sampling, a trial started when the study was already full.
 
@@ -99,6 +100,7 @@ def _prune_if_surplus(trial: optuna.Trial, target: int) -> None:
         trial.set_user_attr(SURPLUS, f"not needed: {complete} finished and {ahead} running "
                                        f"trials already cover the {target} requested")
         raise optuna.TrialPruned(SURPLUS)
+
 
 def run_worker(settings: RunSettings, threads: int, progress: bool = False,
                on_trial: Callable[[], None] | None = None,
@@ -132,15 +134,7 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
     consecutive_failures = 0
     told_waiting = False
     while deadline is None or time.monotonic() < deadline:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)
-        trials = [t for t in study.get_trials(deepcopy=False) if is_final(t) == final]
-        complete = sum(finished(t) for t in trials)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        # the search stops at --trials; the final stage when its queue is empty
-        target = (complete + running + sum(t.state == TrialState.WAITING for t in trials)
-                  if final else settings.study.trials)
+        complete, running, target = _stage_counts(study, settings.study.trials, final)
         if complete >= target:
             break
         if complete + running >= target:
@@ -171,15 +165,36 @@ def take_trials(settings: RunSettings, study: optuna.Study, objective: Callable,
         consecutive_failures = consecutive_failures + 1 if failed else 0
         if on_trial:
             on_trial()
-        if failed and done[-1].user_attrs.get(FAIL_REASON, "").startswith(STORAGE_FAILURE):
-            raise StudyError(f"trial {done[-1].number} could not be saved: "
-                             f"{done[-1].user_attrs[FAIL_REASON]}; free space or fix the "
-                             "folder, then re-run the same command (the trial is retried)")
-        if consecutive_failures >= 20:
-            reason = done[-1].user_attrs.get(FAIL_REASON, "unknown")
-            raise StudyError(f"20 trials failed in a row, the last with: {reason}; see "
-                             "`kws-search report` for all reasons")
+        if failed:
+            _stop_on_failures(done[-1], consecutive_failures)
     ctrl_c.check()  # a Ctrl-C lost in the last trial still stops the command (exit 130)
+
+
+def _stage_counts(study: optuna.Study, trials: int, final: bool) -> tuple[int, int, int]:
+    """(finished, running, target) of the stage: the search stops at `trials`, the final
+    stage when its queue is empty. A dead worker's trial is failed first: Optuna does that only
+    as it starts a new trial, and a worker waiting for the study's last trials starts none
+    (`fail_stale_trials`: public, experimental)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
+    mine = [t for t in study.get_trials(deepcopy=False) if is_final(t) == final]
+    complete = sum(finished(t) for t in mine)
+    running = sum(t.state == TrialState.RUNNING for t in mine)
+    waiting = sum(t.state == TrialState.WAITING for t in mine)
+    return complete, running, complete + running + waiting if final else trials
+
+
+def _stop_on_failures(trial: FrozenTrial, in_a_row: int) -> None:
+    """StudyError when a failed trial could not be saved (the disk or folder), or when
+    `MAX_FAILURES` trials failed in a row (something no retry fixes)."""
+    reason = trial.user_attrs.get(FAIL_REASON, "")
+    if reason.startswith(STORAGE_FAILURE):
+        raise StudyError(f"trial {trial.number} could not be saved: {reason}; free space or "
+                         "fix the folder, then re-run the same command (the trial is retried)")
+    if in_a_row >= MAX_FAILURES:
+        raise StudyError(f"{MAX_FAILURES} trials failed in a row, the last with: "
+                         f"{reason or 'unknown'}; see `kws-search report` for all reasons")
 
 
 def fail_if_left_running(settings: StudySettings, study: optuna.Study) -> None:
@@ -196,6 +211,7 @@ def fail_if_left_running(settings: StudySettings, study: optuna.Study) -> None:
     if storage.get_trial(trial_id).state == TrialState.RUNNING:
         storage.set_trial_user_attr(trial_id, FAIL_REASON, INTERRUPTED)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
 
 def _import_lazy_torch() -> None:
     """Build a throwaway optimizer now: torch imports its compiler stack on the first one
@@ -218,6 +234,7 @@ def _worker_entry(settings: RunSettings, threads: int, final: bool = False) -> N
         logger.error("%s", exc)
         raise SystemExit(1) from None
 
+
 def run_search(settings: RunSettings, progress: bool = True,
                on_update: Callable[[Progress], None] | None = None) -> optuna.Study:
     """Prepare once, then run `settings.workers.jobs` workers (in this process when jobs is
@@ -230,10 +247,10 @@ def run_search(settings: RunSettings, progress: bool = True,
     context = build_context(data, config, progress=progress,
                             teacher_hop_us=stored_teacher_hop_us(study))
     record_study_info(study, data, context, space)
-    if config.seed_hand_tuned:
-        queued = seed_hand_tuned(study, space)
+    if config.queue_hand_tuned:
+        queued = queue_hand_tuned(study, space)
         if queued:
-            logger.info("queued %d hand-tuned students from the seeds", queued)
+            logger.info("queued %d hand-tuned students of the course reports", queued)
     retried = retry_interrupted(study, config.trials)
     if retried:
         logger.warning("retrying %d student(s) interrupted last time (Ctrl-C or storage)",
@@ -259,8 +276,7 @@ def _run_workers(settings: RunSettings, study: optuna.Study, context: SearchCont
     """`jobs` (default: settings.workers.jobs) workers on the search or (`final`) the
     finalists, in this process when there is one."""
     jobs = jobs or settings.workers.jobs
-    cores = os.cpu_count() or 1
-    threads = settings.workers.threads or max(1, cores // jobs)  # 0: share the cores out
+    threads = settings.workers.threads
     if jobs <= 1:
         def tick() -> None:
             if on_update:

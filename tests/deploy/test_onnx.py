@@ -39,8 +39,6 @@ EXACT_TOL = 1e-5  # float and float16: the same numbers up to float rounding
 FALLBACK_TOL = 5e-3  # weight-only int8 against PyTorch's dynamic int8 (activations quantized)
 
 
-
-
 def audio(seconds: float = 1.0, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * FEATURES.sample_rate)) / FEATURES.sample_rate

@@ -14,13 +14,13 @@ import torch
 from kws_search.checkpoint import CheckpointError
 from kws_search.data.front_end import FeatureConfig, LogMel
 from kws_search.deploy.torchscript import (
-    EXTRA_FILE,
     StreamingKWS,
     export_checkpoint,
     load_exported,
 )
 from kws_search.measure import suggest_threshold
 from kws_search.models import CRNNConfig
+from kws_search.options import EXPORT_INFO
 
 FEATURES = FeatureConfig()
 SR = FEATURES.sample_rate
@@ -182,7 +182,7 @@ def test_attributes_and_info_after_load(exported: dict) -> None:
     module, info = load_exported(exported[("static_int8", "gru")])
     assert module.keyword == "sheila"
     assert module.sample_rate == 16_000 and module.hop_length == 160
-    assert module.window_length == module.max_window_length == 10
+    assert module.max_window_length == 10
     assert module.window_seconds == 1.0
     assert module.threshold == pytest.approx(0.42)  # from the checkpoint's metrics
     assert module.quant == "static_int8"
@@ -246,9 +246,9 @@ def test_fresh_process_gives_identical_numbers(exported: dict, tmp_path: Path,
 
 
 def test_extra_file_is_json(exported: dict) -> None:
-    extra = {EXTRA_FILE: ""}
+    extra = {EXPORT_INFO: ""}
     torch.jit.load(str(exported[("none", "rnn")]), _extra_files=extra)
-    assert json.loads(extra[EXTRA_FILE])["model"]["rnn"] == "rnn"
+    assert json.loads(extra[EXPORT_INFO])["model"]["rnn"] == "rnn"
 
 
 def test_suggest_threshold() -> None:

@@ -170,6 +170,8 @@ SPACES = {  # name: (file text, what the message must name)
     "wrong type": ("model:\n  hidden: eight\n", "model.hidden"),
     "empty file": ("", "empty"),
 }
+
+
 @pytest.mark.parametrize("case", list(SPACES))
 def test_a_malformed_search_space_is_an_error_naming_file_and_key(case, kept, tiny_data,
                                                                   tiny_teacher, tmp_path, capsys):
@@ -253,19 +255,6 @@ def test_nonsense_run_numbers_are_refused(option, value, named, kept, tiny_data,
 
 
 # --- a study has one identity ---------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def cli_study(cli_inputs, tmp_path_factory):
-    """A 2-trial study of the tiny space made by `kws-search run` (default feature config);
-    returns (folder, db) to copy from."""
-    data, teacher, cache = cli_inputs
-    folder = cache.parent
-    db = tmp_path_factory.mktemp("cli-study") / "made.db"
-    argv = run_args(f"sqlite:///{db}", data, teacher, folder, "--space", "tiny", "--jobs", "1")
-    argv[argv.index("--trials") + 1] = "2"
-    assert main(argv) == 0
-    return folder, db
-
 
 @pytest.fixture
 def made(cli_study, tmp_path):

@@ -44,3 +44,25 @@ def test_the_quality_axis_hides_diverged_students_but_never_most_of_the_study():
     assert "1 trials above 4x the bar not shown" in clipped.layout.title.text
     early = metric_figure(table([1e-3, 0.3, 0.5]), info)  # most of it above: all shown
     assert "not shown" not in early.layout.title.text
+
+
+def test_the_bytes_figure_draws_the_study_s_byte_budget():
+    import pandas as pd
+
+    from kws_search.report.figures import metric_figure
+    from kws_search.report.tables import StudyInfo
+
+    table = pd.DataFrame({"number": [0], "state": ["COMPLETE"], "feasible": [True],
+                          "on_front": [True], "quality": [1e-3], "test_quality": [None],
+                          "speedup": [2.0], "compression": [3.0], "macs": [5e5],
+                          "bytes": [1e4], "quant": ["int8"]})
+    teacher = {"macs": 1e6, "bytes": 3e4, "val_quality": 1e-3}
+    budgeted = StudyInfo("s", teacher, quality_bar=1.1e-3, budgets={"bytes": 16384})
+    [line] = [t for t in metric_figure(table, budgeted, "bytes").data
+              if t.name == "--max-bytes 16.0 KB"]
+    assert list(line.x) == [16384, 16384]
+    plain = StudyInfo("s", teacher, quality_bar=1.1e-3)
+    assert not [t for t in metric_figure(table, plain, "bytes").data
+                if str(t.name).startswith("--max-bytes")]
+    assert not [t for t in metric_figure(table, budgeted, "macs").data  # not a per-clip count
+                if str(t.name).startswith("--max-bytes")]

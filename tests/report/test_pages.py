@@ -21,8 +21,8 @@ from kws_search.report.tables import (
     MEASURES,
 )
 from kws_search.search.attrs import DIRECTIONS
+from kws_search.search.progress import feasible_front
 from kws_search.search.storage import StudyError
-from kws_search.search.study import feasible_front
 
 FILES = ("trials.csv", "trials.md", "front.csv", "front.md", "quality_vs_macs.html",
          "quality_vs_bytes.html", "speedup_vs_compression.html", "hypervolume.html",

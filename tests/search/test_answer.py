@@ -98,7 +98,7 @@ def test_finalists_are_chosen_once_per_size_of_the_search():
     grown search's curve names that no finalist trained yet."""
     import optuna
 
-    from kws_search.search.study import queue_finalists
+    from kws_search.search.queue import queue_finalists
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(directions=["minimize", "maximize", "maximize"])

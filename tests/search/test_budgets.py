@@ -72,7 +72,7 @@ def test_a_study_never_trains_a_student_over_its_budgets(tiny_data, tiny_teacher
 
     budgets = Budgets(bytes=1200)  # about half of the tiny space's students fit
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=8, budgets=budgets,
-                             seed_hand_tuned=False, sampler="tpe")
+                             queue_hand_tuned=False, sampler="tpe")
     study = run_search(settings, progress=False)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     over = [t for t in complete if OVER_BUDGET in t.user_attrs]

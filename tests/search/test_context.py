@@ -7,7 +7,6 @@ import pytest
 from optuna.trial import TrialState
 
 from kws_search.checkpoint import read_checkpoint
-from kws_search.commands.run import print_front
 from kws_search.data.front_end import FeatureConfig
 from kws_search.deploy.latency import probe_audio
 from kws_search.deploy.onnx import export_onnx
@@ -15,9 +14,10 @@ from kws_search.deploy.onnx_runtime import OnnxStream
 from kws_search.measure import frontend_macs
 from kws_search.models import CRNNConfig
 from kws_search.report.pages import write_report
+from kws_search.report.summary import study_summary
+from kws_search.search.progress import feasible_front
 from kws_search.search.select import fetch_checkpoint
 from kws_search.search.space import load_space
-from kws_search.search.study import feasible_front
 from kws_search.search.workers import run_search
 
 
@@ -52,8 +52,7 @@ def test_cross_data_is_scored_and_recorded_only(tiny_data, tiny_teacher, tiny_st
     best = feasible_front(study)[0]
     row = report.front[report.front["number"] == best.number].iloc[0]
     assert row["cross_quality"] == best.user_attrs["cross_quality"]
-    print_front(study)
-    printed = capsys.readouterr().out
+    printed = "\n".join(study_summary(study))
     assert f"teacher on {cross.resolve()}: quality" in printed
     assert "cross_quality" in printed and "val 90% CI" in printed
 

@@ -7,8 +7,8 @@ from optuna.trial import TrialState
 
 from kws_search.report.pages import write_report
 from kws_search.search.fidelity import Rungs, dominates, goes_on
+from kws_search.search.progress import progress_of
 from kws_search.search.space import SearchSpaceError, parse_space
-from kws_search.search.study import progress_of
 from kws_search.search.workers import run_search
 
 BAR = 1e-3
@@ -54,7 +54,7 @@ def test_stopped_students_are_pruned_with_their_numbers_and_count_as_trials(
     space = tmp_path / "rungs.yaml"
     space.write_text(TINY_RUNGS)
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, space=str(space), trials=6,
-                             seed_hand_tuned=False)
+                             queue_hand_tuned=False)
     study = run_search(settings, progress=False)
     trials = study.get_trials()
     pruned = [t for t in trials if t.state == TrialState.PRUNED]

@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 
 from kws_search.checkpoint import load_model
 from kws_search.search.attrs import OBJECTIVES, feasible
+from kws_search.search.progress import feasible_front
 from kws_search.search.settings import Measures
-from kws_search.search.study import feasible_front
 from kws_search.search.workers import run_search
 
 MEASURES = ("val_quality", "macs", "bytes", "params", "latency_ms", "quant",
@@ -69,7 +69,27 @@ def test_hand_tuned_students_are_queued_first(tiny_data, tiny_teacher, tiny_sett
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=1)
     # The tiny space cannot hold the seeds' students (ranges differ), so nothing is queued.
     study = run_search(settings, progress=False)
-    assert all("fixed_params" not in t.system_attrs for t in study.get_trials())
+    assert study.get_trials() and not study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_hand_tuned_students_are_held_as_queued_parameters():
+    """The default space holds the hand-made students: each is queued once, with the
+    parameters its trial will run, and the samplers count it as a student the study holds."""
+    from kws_search.search.queue import HAND_TUNED, queue_hand_tuned
+    from kws_search.search.samplers import held_students
+    from kws_search.search.space import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["minimize", "maximize", "maximize"])
+    queued = queue_hand_tuned(study, load_space("default"))
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert 0 < queued == len(waiting) <= len(HAND_TUNED)
+    assert held_students(study) == {tuple(sorted(t.params.items())) for t in waiting}
+    assert queue_hand_tuned(study, load_space("default")) == 0  # only into a new study
+    trial = study.ask()
+    channels = load_space("default").distributions()["cnn_channels"]
+    assert (trial.suggest_int("cnn_channels", channels.low, channels.high, log=channels.log)
+            == waiting[0].params["cnn_channels"])
 
 
 def test_a_study_from_before_the_front_end_was_counted_is_not_resumed(tiny_data, tiny_teacher,

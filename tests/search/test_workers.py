@@ -92,10 +92,10 @@ def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
         tiny_data, tiny_teacher, tiny_settings, tmp_path):
     from kws_search.search.answer import front_pool
     from kws_search.search.fidelity import FINAL_OF, is_final
-    from kws_search.search.study import feasible_front
+    from kws_search.search.progress import feasible_front
 
     settings = tiny_settings(tiny_data, tiny_teacher, tmp_path, trials=3, finalists=2,
-                             seed_hand_tuned=False)
+                             queue_hand_tuned=False)
     study = run_search(settings, progress=False)
     trials = study.get_trials()
     search = [t for t in trials if not is_final(t)]

@@ -22,6 +22,7 @@ from kws_search.data.synth.sentences import PASSES, SENTENCES
 
 __all__ = ["PASSES", "SENTENCES", "render_speech"]
 
+
 def render_speech(task: tuple[str, str, list[tuple[str, str, float, float, int]], int]
                   ) -> tuple[str, float, float]:
     """Worker: one engine reads `lines` (text, voice, rate, pitch, seed) with short pauses;
