@@ -2,6 +2,7 @@
 
     python bench/bench_engines.py --festival data/festival
     python bench/bench_engines.py --sets espeak espeak,pico,hibari --hours 1
+    python bench/bench_engines.py --sets espeak,pico,hibari espeak,pico,hibari,kokoro --clips 8000
 For each set of engines: synthesize the default dataset with only those engines (no answer
 split: `--test-clips 0`), train the default teacher on it, and score it on the Festival folder
 (evaluation only) and on its own test split: keyword clips detected and false alarms at its
@@ -44,14 +45,18 @@ def main() -> None:
                         help="where the per-set folders go (data/engines-<set>)")
     parser.add_argument("--hours", type=float, default=1.0,
                         help="hours of the false-accept stream (0: skip)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="clips per dataset (default: the default dataset's 24,000); a "
+                             "smaller one for a slow engine, against sets of the same size")
     args = parser.parse_args()
     rows = []
     for engines in args.sets:
-        name = engines.replace(",", "-")
+        name = engines.replace(",", "-") + (f"-{args.clips}" if args.clips else "")
         data = args.out / f"engines-{name}"
         start = time.perf_counter()
         if not (data / "synth.json").is_file():
-            cli("data", "synth", "--out", str(data), "--test-clips", "0",
+            size = ["--clips", str(args.clips)] if args.clips else []
+            cli("data", "synth", "--out", str(data), "--test-clips", "0", *size,
                 "--engines", *engines.split(","))
         teacher = Path("checkpoints") / f"teacher-engines-{name}.pt"
         if not teacher.is_file():

