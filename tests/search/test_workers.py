@@ -87,6 +87,41 @@ def test_ctrl_c_while_optuna_creates_a_trial_leaves_it_failed_not_running(tmp_pa
     assert trained == []  # stopped before the student trained
 
 
+def test_a_resume_waiting_for_a_killed_worker_s_trial_says_so(tmp_path, caplog):
+    """A trial a killed worker left RUNNING holds its slot until its heartbeat is older than the
+    grace period; the resumed worker says it is waiting, at WARNING, instead of sitting silent."""
+    import logging
+
+    import optuna
+
+    from kws_search.search import workers
+    from kws_search.search.attrs import DIRECTIONS
+    from kws_search.search.interrupts import CtrlC
+    from kws_search.search.settings import (
+        DataSettings,
+        RunSettings,
+        StudySettings,
+        WorkerSettings,
+    )
+    from kws_search.search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url, interval=60, grace=180),
+                                study_name="s", directions=list(DIRECTIONS))
+    study.ask()  # RUNNING: its worker is gone, its slot is the study's last
+    settings = RunSettings(DataSettings(tmp_path, "sheila", tmp_path),
+                           StudySettings("s", url, trials=1),
+                           WorkerSettings(timeout=1.5, heartbeat_interval=1, grace_period=180))
+    trained = []
+    with CtrlC() as ctrl_c, caplog.at_level(logging.WARNING, logger="kws_search"):
+        workers.take_trials(settings, study, lambda t: trained.append(t), None, ctrl_c)
+    waits = [r for r in caplog.records if "waiting for 1 running trial" in r.getMessage()]
+    assert len(waits) == 1 and waits[0].levelno == logging.WARNING  # said once, loudly
+    assert "retried after 180 s without heartbeat" in waits[0].getMessage()
+    assert trained == []  # nothing new started while the study's slots are taken
+
+
 @pytest.mark.slow
 def test_finalists_train_as_the_teacher_did_and_form_the_front_alone(
         tiny_data, tiny_teacher, tiny_settings, tmp_path):
