@@ -37,7 +37,7 @@ def worker_jobs(jobs: int | None, threads: int, trials: int) -> int:
     the free memory holds (printed when capped)."""
     wanted = jobs or max(1, (os.cpu_count() or 1) // threads)
     free = psutil.virtual_memory().available
-    capped = min(wanted, trials, max(1, free // WORKER_MEMORY))
+    capped = min(wanted, trials, max(1, int(free // WORKER_MEMORY)))
     if capped < wanted:
         why = (f"only {trials} trial(s) to run" if capped == trials else
                f"{free / (1 << 30):.1f} GiB of memory is free and a worker needs about 1 GiB")
